@@ -1,0 +1,75 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    fprintf(stderr, "nnlock %s: ", cmd);
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+    } else {
+        fputs(nnl_errmsg(), stderr);
+    }
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_lib_fail(const char *cmd, int status) {
+    const char *m = nnl_errmsg();
+    fprintf(stderr, "nnlock %s: %s\n", cmd, m && *m ? m : nnl_strerror(status));
+    return 1;
+}
+
+int cli_bad_option(const char *cmd, int argc, char **argv) {
+    const char *opt = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    if (optopt && optopt < 256 && optopt != '?')
+        fprintf(stderr, "nnlock %s: option '-%c' is unknown or needs a value (see 'nnlock help %s')\n", cmd, optopt, cmd);
+    else
+        fprintf(stderr, "nnlock %s: option '%s' is unknown or needs a value (see 'nnlock help %s')\n", cmd, opt, cmd);
+    return 2;
+}
+
+int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "nnlock %s: %s expects an integer from %ld to %ld, got '%s'\n", cmd, opt, lo, hi, s);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "nnlock %s: %s expects a number from %g to %g, got '%s'\n", cmd, opt, lo, hi, s);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds) {
+    int st = nnl_dataset_load(ds, path, split);
+    if (st) return cli_lib_fail(cmd, st);
+    return 0;
+}
+
+void cli_threads(long n) { nnl_set_threads((int)n); }
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,69 @@
+/* nnlock info: what a model file holds. */
+#include "cli.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+        "usage: nnlock info MODEL [--json]\n\n"
+        "Shows the architecture, parameter count, input, classes, normalisation and\n"
+        "training metadata of a model file.\n");
+}
+
+static int run(int argc, char **argv) {
+    static const struct option lo[] = {{"json", 0, 0, 1}, {0, 0, 0, 0}};
+    const char *cmd = "info";
+    int json = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 1) json = 1;
+        else return cli_bad_option(cmd, argc, argv);
+    }
+    if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock info MODEL)") + 1;
+    if (optind + 1 < argc) return cli_fail(cmd, "unexpected argument '%s'", argv[optind + 1]) + 1;
+    nnl_model *m;
+    int st = nnl_model_load(&m, argv[optind]);
+    if (st) return cli_lib_fail(cmd, st);
+    int mc, mh, mw, k = nnl_model_nclass(m);
+    nnl_model_input_shape(m, &mc, &mh, &mw);
+    if (json) {
+        json_t *meta = json_object(), *names = json_array();
+        for (int i = 0; i < nnl_model_meta_count(m); i++) {
+            const char *key = nnl_model_meta_key(m, i);
+            json_object_set_new(meta, key, json_string(nnl_model_meta_get(m, key)));
+        }
+        for (int i = 0; i < k; i++) {
+            const char *nm = nnl_model_class_name(m, i);
+            json_array_append_new(names, json_string(nm ? nm : ""));
+        }
+        json_t *r = json_pack("{s:s, s:s, s:I, s:[i,i,i], s:i, s:o, s:o}", "file", argv[optind], "arch",
+                              nnl_model_arch(m), "params", (json_int_t)nnl_model_param_count(m), "input", mc, mh, mw,
+                              "classes", k, "class_names", names, "metadata", meta);
+        json_dumpf(r, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(r);
+    } else {
+        char *desc = malloc(1 << 16);
+        if (!desc) { nnl_model_free(m); return cli_fail(cmd, "out of memory"); }
+        nnl_model_describe(m, desc, 1 << 16);
+        printf("model:       %s\narch:        %s\nparameters:  %zu\ninput:       %dx%dx%d\nclasses:     %d\n",
+               argv[optind], nnl_model_arch(m), nnl_model_param_count(m), mc, mh, mw, k);
+        if (nnl_model_class_name(m, 0)) {
+            printf("class names:");
+            for (int i = 0; i < k && i < 20; i++) printf(" %s%s", nnl_model_class_name(m, i), i + 1 < k ? "," : "");
+            printf("%s\n", k > 20 ? " ..." : "");
+        }
+        printf("\nlayers:\n%s\nmetadata:\n", desc);
+        for (int i = 0; i < nnl_model_meta_count(m); i++) {
+            const char *key = nnl_model_meta_key(m, i);
+            printf("  %-22s %s\n", key, nnl_model_meta_get(m, key));
+        }
+        free(desc);
+    }
+    nnl_model_free(m);
+    return 0;
+}
+
+const nnl_command nnl_cmd_info = {"info", "architecture, parameters and metadata of a model file", run, usage};

@@ -1,0 +1,86 @@
+/* nnlock: dispatch to one subcommand per file. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const nnl_command *const commands[] = {
+    &nnl_cmd_train, &nnl_cmd_eval, &nnl_cmd_predict, &nnl_cmd_info,
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: nnlock <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(out, "  %-10s %s\n", "help", "show help for a command (nnlock help <command>), or 'nnlock help arch'");
+    fprintf(out, "\nnnlock %s. Default data set: %s (Debian package dataset-fashion-mnist).\n", NNL_VERSION, NNL_DEFAULT_DATA);
+}
+
+static void arch_help(FILE *out) {
+    fprintf(out,
+        "Architectures (--arch): a preset or a comma-separated spec.\n\n"
+        "presets:\n"
+        "  mlp   dense900,relu,dense900,relu,dense900,relu,dense900,relu,dense  (M-LOCK's network)\n"
+        "  cnn   conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,\n"
+        "        flatten,dense256,relu,dense\n\n"
+        "layers:\n"
+        "  dense<N> | dense          fully connected, N units (bare: one per class; ends every spec)\n"
+        "  conv<OC>k<K>[s<S>][p<P>]  convolution, OC channels, KxK kernel, stride S (1), zero padding P (0)\n"
+        "  maxpool<K>[s<S>]          max pooling, stride K unless given; avgpool likewise\n"
+        "  gap                       global average pooling\n"
+        "  bn                        batch normalisation\n"
+        "  relu, flatten             activation, reshape\n"
+        "  dropout<P>                dropout with probability P, e.g. dropout0.5\n"
+        "  @name, add@name           name the current activation; add it back later (residual)\n\n"
+        "example: conv32k3,relu,maxpool2,conv64k3,relu,maxpool2,dense256,relu,dense\n");
+}
+
+static const nnl_command *find(const char *name) {
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i]->name, name)) return commands[i];
+    return NULL;
+}
+
+/* OpenBLAS picks its kernels when it is loaded, before main runs; the only way to
+ * give it the faster SkylakeX kernels on an AVX-512 CPU it does not recognise is to
+ * set OPENBLAS_CORETYPE and start again. */
+static void maybe_reexec(char **argv) {
+    if (!nnl_blas_wants_skylakex() || getenv("NNL_NO_REEXEC")) return;
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("NNL_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* If exec fails we simply run with the slower kernels. */
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
+        if (argc > 2 && strcmp(argv[1], "help") == 0) {
+            if (!strcmp(argv[2], "arch")) { arch_help(stdout); return 0; }
+            const nnl_command *c = find(argv[2]);
+            if (!c) { fprintf(stderr, "nnlock: unknown command '%s' (see 'nnlock help')\n", argv[2]); return 2; }
+            c->usage(stdout);
+            return 0;
+        }
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+        printf("nnlock %s\n", NNL_VERSION);
+        return 0;
+    }
+    const nnl_command *c = find(name);
+    if (!c) {
+        fprintf(stderr, "nnlock: unknown command '%s' (see 'nnlock help')\n", name);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { c->usage(stdout); return 0; }
+    maybe_reexec(argv);
+    return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,152 @@
+/* nnlock predict: labels and top-k probabilities for image files or a data set. */
+#include "cli.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+        "usage: nnlock predict MODEL [options] IMAGE...\n"
+        "       nnlock predict MODEL --data PATH [--limit N]\n\n"
+        "Prints the predicted label and the top-k probabilities of each image (PNG, JPEG,\n"
+        "PPM/PGM; the size must be the model's input size; gray and colour are converted).\n\n"
+        "  -k, --top K        probabilities to show (default 3)\n"
+        "  -d, --data PATH    predict the test split of a data set instead of files\n"
+        "      --limit N      with --data: only the first N images (default 20)\n"
+        "  -t, --threads N    threads (default 0: all cores)\n"
+        "      --json         JSON output\n");
+}
+
+/* Gray <-> colour so that a user's image fits the model's channel count. */
+static int fit_channels(uint8_t **px, int c, int h, int w, int want) {
+    if (c == want) return 0;
+    size_t plane = (size_t)h * w;
+    uint8_t *o = malloc(plane * (size_t)want);
+    if (!o) return -1;
+    if (want == 3 && c == 1)
+        for (int k = 0; k < 3; k++) memcpy(o + k * plane, *px, plane);
+    else if (want == 1 && c == 3)
+        for (size_t i = 0; i < plane; i++)
+            o[i] = (uint8_t)((299 * (*px)[i] + 587 * (*px)[plane + i] + 114 * (*px)[2 * plane + i] + 500) / 1000);
+    else { free(o); return -1; }
+    free(*px);
+    *px = o;
+    return 0;
+}
+
+static void emit(nnl_model *m, const char *what, const float *p, int k, int top, int truth, json_t *arr) {
+    int order[NNL_MAX_CLASSES];
+    for (int i = 0; i < k; i++) order[i] = i;
+    for (int i = 0; i < top; i++)
+        for (int j = i + 1; j < k; j++)
+            if (p[order[j]] > p[order[i]]) { int t = order[i]; order[i] = order[j]; order[j] = t; }
+    if (arr) {
+        json_t *tk = json_array();
+        for (int i = 0; i < top; i++) {
+            const char *nm = nnl_model_class_name(m, order[i]);
+            json_array_append_new(tk, json_pack("{s:i, s:s, s:f}", "label", order[i], "name", nm ? nm : "",
+                                                "prob", (double)p[order[i]]));
+        }
+        json_t *o = json_pack("{s:s, s:i, s:o}", "input", what, "label", order[0], "top", tk);
+        if (truth >= 0) json_object_set_new(o, "true_label", json_integer(truth));
+        json_array_append_new(arr, o);
+        return;
+    }
+    const char *nm = nnl_model_class_name(m, order[0]);
+    printf("%s\t%d%s%s%s", what, order[0], nm ? " (" : "", nm ? nm : "", nm ? ")" : "");
+    if (truth >= 0) printf("\ttrue %d", truth);
+    printf("\t");
+    for (int i = 0; i < top; i++) {
+        const char *n2 = nnl_model_class_name(m, order[i]);
+        printf("%s%s %.4f", i ? ", " : "", n2 ? n2 : "", (double)p[order[i]]);
+        if (!n2) printf(" [%d]", order[i]);
+    }
+    printf("\n");
+}
+
+static int run(int argc, char **argv) {
+    static const struct option lo[] = {{"top", 1, 0, 'k'}, {"data", 1, 0, 'd'}, {"limit", 1, 0, 1},
+                                       {"threads", 1, 0, 't'}, {"json", 0, 0, 2}, {0, 0, 0, 0}};
+    const char *cmd = "predict", *data = NULL;
+    long top = 3, limit = 20, threads = 0;
+    int json = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:d:t:", lo, NULL)) != -1) {
+        switch (c) {
+        case 'k': if (cli_int(cmd, "--top", optarg, 1, NNL_MAX_CLASSES, &top)) return 2; break;
+        case 'd': data = optarg; break;
+        case 1: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
+        case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
+        case 2: json = 1; break;
+        default: return cli_bad_option(cmd, argc, argv);
+        }
+    }
+    if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock predict MODEL IMAGE...)") + 1;
+    const char *model = argv[optind++];
+    if (!data && optind >= argc) return cli_fail(cmd, "no images given (name image files, or use --data PATH)") + 1;
+    if (data && optind < argc) return cli_fail(cmd, "give either image files or --data, not both") + 1;
+    cli_threads(threads);
+    nnl_model *m = NULL;
+    int st, rc = 1;
+    if ((st = nnl_model_load(&m, model))) return cli_lib_fail(cmd, st);
+    int k = nnl_model_nclass(m), mc, mh, mw;
+    if (top > k) top = k;
+    nnl_model_input_shape(m, &mc, &mh, &mw);
+    json_t *arr = json ? json_array() : NULL;
+    float *probs = NULL;
+    if (data) {
+        nnl_dataset ds = {0};
+        if (cli_load_data(cmd, data, NNL_SPLIT_TEST, &ds)) goto done;
+        if (ds.c != mc || ds.h != mh || ds.w != mw) {
+            cli_fail(cmd, "the data set has %dx%dx%d images but the model takes %dx%dx%d", ds.c, ds.h, ds.w, mc, mh, mw);
+            nnl_dataset_free(&ds);
+            goto done;
+        }
+        int64_t n = limit < ds.n ? limit : ds.n;
+        probs = malloc((size_t)n * k * sizeof(float));
+        if (!probs) { cli_fail(cmd, "out of memory"); nnl_dataset_free(&ds); goto done; }
+        if ((st = nnl_model_predict(m, ds.pixels, n, probs, NULL))) { cli_lib_fail(cmd, st); nnl_dataset_free(&ds); goto done; }
+        for (int64_t i = 0; i < n; i++) {
+            char what[32];
+            snprintf(what, sizeof what, "test[%lld]", (long long)i);
+            emit(m, what, probs + (size_t)i * k, k, (int)top, ds.labels[i], arr);
+        }
+        nnl_dataset_free(&ds);
+    } else {
+        probs = malloc((size_t)k * sizeof(float));
+        if (!probs) { cli_fail(cmd, "out of memory"); goto done; }
+        for (int i = optind; i < argc; i++) {
+            uint8_t *px;
+            int ic, ih, iw;
+            if ((st = nnl_image_load(argv[i], &px, &ic, &ih, &iw))) { cli_lib_fail(cmd, st); goto done; }
+            if (ih != mh || iw != mw) {
+                cli_fail(cmd, "%s: image is %dx%d but the model takes %dx%d", argv[i], iw, ih, mw, mh);
+                free(px);
+                goto done;
+            }
+            if (fit_channels(&px, ic, ih, iw, mc)) {
+                cli_fail(cmd, "%s: cannot convert %d channels to the model's %d", argv[i], ic, mc);
+                free(px);
+                goto done;
+            }
+            st = nnl_model_predict(m, px, 1, probs, NULL);
+            free(px);
+            if (st) { cli_lib_fail(cmd, st); goto done; }
+            emit(m, argv[i], probs, k, (int)top, -1, arr);
+        }
+    }
+    if (arr) {
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    }
+    rc = 0;
+done:
+    json_decref(arr);
+    free(probs);
+    nnl_model_free(m);
+    return rc;
+}
+
+const nnl_command nnl_cmd_predict = {"predict", "labels and top-k probabilities for images", run, usage};

@@ -1,0 +1,204 @@
+/* nnlock train: train a classifier on a data set and save it. */
+#include "cli.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+        "usage: nnlock train [options]\n\n"
+        "Trains a classifier and writes the model file.\n\n"
+        "  -d, --data PATH        data set directory (default %s)\n"
+        "  -a, --arch ARCH        mlp, cnn or a layer spec (default mlp; see 'nnlock help arch')\n"
+        "  -o, --out FILE         model file to write (default model.nnl)\n"
+        "  -e, --epochs N         epochs (default 10)\n"
+        "  -b, --batch N          batch size (default 128)\n"
+        "      --lr F             learning rate (default 0.01 for sgd, 0.001 for adam)\n"
+        "      --optimizer NAME   sgd or adam (default sgd)\n"
+        "      --momentum F       SGD momentum (default 0.9)\n"
+        "      --nesterov         Nesterov momentum\n"
+        "      --weight-decay F   L2 weight decay (default 5e-4)\n"
+        "      --schedule NAME    constant, step or cosine (default cosine)\n"
+        "      --step-size N      epochs per step for 'step' (default 10)\n"
+        "      --gamma F          factor per step for 'step' (default 0.1)\n"
+        "      --warmup F         linear warm-up in epochs (default 0)\n"
+        "      --label-smoothing F  (default 0)\n"
+        "      --augment-crop N   random crop with N pixels of zero padding (default 0: off)\n"
+        "      --augment-flip     random horizontal flips (default off)\n"
+        "      --limit N          use only the first N training images (default all)\n"
+        "  -s, --seed N           random seed (default 1); same seed + threads = same model\n"
+        "  -t, --threads N        threads (default 0: all cores)\n"
+        "      --json             print the result as JSON on stdout\n"
+        "  -q, --quiet            no progress line\n", NNL_DEFAULT_DATA);
+}
+
+typedef struct progress_state {
+    int tty, quiet, json;
+    double last;
+    json_t *epochs;
+} progress_state;
+
+static void fmt_time(char *buf, size_t n, double s) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void on_progress(const nnl_progress *p, void *user) {
+    progress_state *s = user;
+    if (p->epoch_done) {
+        if (s->epochs) {
+            json_t *e = json_pack("{s:i, s:f, s:f, s:f, s:f}", "epoch", p->epoch, "loss", p->loss,
+                                  "train_acc", p->acc, "test_acc", p->test_acc, "images_per_s", p->images_per_s);
+            json_array_append_new(s->epochs, e);
+        }
+        if (s->quiet) return;
+        char eta[32];
+        fmt_time(eta, sizeof eta, p->eta_s);
+        fprintf(stderr, "%sepoch %d/%d  loss %.4f  train acc %.2f%%", s->tty ? "\r\033[K" : "", p->epoch,
+                p->epochs, p->loss, 100.0 * p->acc);
+        if (p->test_acc >= 0) fprintf(stderr, "  test acc %.2f%%", 100.0 * p->test_acc);
+        fprintf(stderr, "  %.0f img/s  ETA %s\n", p->images_per_s, eta);
+        return;
+    }
+    if (!s->tty || s->quiet) return;
+    double now = cli_now();
+    if (p->batch != p->batches && now - s->last < 0.2) return;
+    s->last = now;
+    char eta[32];
+    fmt_time(eta, sizeof eta, p->eta_s);
+    fprintf(stderr, "\r\033[Kepoch %d/%d  batch %lld/%lld  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %s",
+            p->epoch, p->epochs, (long long)p->batch, (long long)p->batches, p->loss, 100.0 * p->acc, p->lr,
+            p->images_per_s, eta);
+}
+
+static const char *const opt_names[] = {"constant", "step", "cosine"};
+
+static int run(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"data", 1, 0, 'd'}, {"arch", 1, 0, 'a'}, {"out", 1, 0, 'o'}, {"epochs", 1, 0, 'e'},
+        {"batch", 1, 0, 'b'}, {"lr", 1, 0, 1}, {"optimizer", 1, 0, 2}, {"momentum", 1, 0, 3},
+        {"nesterov", 0, 0, 4}, {"weight-decay", 1, 0, 5}, {"schedule", 1, 0, 6}, {"step-size", 1, 0, 7},
+        {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
+        {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
+        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {0, 0, 0, 0}};
+    const char *cmd = "train", *data = NNL_DEFAULT_DATA, *arch = "mlp", *out = "model.nnl";
+    nnl_train_opts o;
+    nnl_train_opts_default(&o);
+    long v, threads = 0, limit = 0;
+    double f;
+    int lr_set = 0, json = 0, quiet = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:a:o:e:b:s:t:q", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'a': arch = optarg; break;
+        case 'o': out = optarg; break;
+        case 'e': if (cli_int(cmd, "--epochs", optarg, 1, 100000, &v)) return 2; o.epochs = (int)v; break;
+        case 'b': if (cli_int(cmd, "--batch", optarg, 1, 65536, &v)) return 2; o.batch = (int)v; break;
+        case 1: if (cli_float(cmd, "--lr", optarg, 1e-9, 100, &f)) return 2; o.lr = (float)f; lr_set = 1; break;
+        case 2:
+            if (!strcmp(optarg, "sgd")) o.optimizer = NNL_OPT_SGD;
+            else if (!strcmp(optarg, "adam")) o.optimizer = NNL_OPT_ADAM;
+            else return cli_fail(cmd, "--optimizer must be sgd or adam, got '%s'", optarg) + 1;
+            break;
+        case 3: if (cli_float(cmd, "--momentum", optarg, 0, 0.999999, &f)) return 2; o.momentum = (float)f; break;
+        case 4: o.nesterov = 1; break;
+        case 5: if (cli_float(cmd, "--weight-decay", optarg, 0, 1, &f)) return 2; o.weight_decay = (float)f; break;
+        case 6: {
+            int k = -1;
+            for (int i = 0; i < 3; i++) if (!strcmp(optarg, opt_names[i])) k = i;
+            if (k < 0) return cli_fail(cmd, "--schedule must be constant, step or cosine, got '%s'", optarg) + 1;
+            o.schedule = k;
+            break;
+        }
+        case 7: if (cli_int(cmd, "--step-size", optarg, 1, 100000, &v)) return 2; o.step_size = (int)v; break;
+        case 8: if (cli_float(cmd, "--gamma", optarg, 0, 1, &f)) return 2; o.gamma = (float)f; break;
+        case 9: if (cli_float(cmd, "--warmup", optarg, 0, 100000, &f)) return 2; o.warmup = (float)f; break;
+        case 10: if (cli_float(cmd, "--label-smoothing", optarg, 0, 0.999, &f)) return 2; o.label_smoothing = (float)f; break;
+        case 11: if (cli_int(cmd, "--augment-crop", optarg, 0, 64, &v)) return 2; o.augment_crop = (int)v; break;
+        case 12: o.augment_flip = 1; break;
+        case 13: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
+        case 's': {
+            char *end;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (end == optarg || *end) return cli_fail(cmd, "--seed expects a non-negative integer, got '%s'", optarg) + 1;
+            o.seed = s;
+            break;
+        }
+        case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
+        case 14: json = 1; break;
+        case 'q': quiet = 1; break;
+        default: return cli_bad_option(cmd, argc, argv);
+        }
+    }
+    if (optind < argc) return cli_fail(cmd, "unexpected argument '%s' (see 'nnlock help train')", argv[optind]) + 1;
+    if (!lr_set && o.optimizer == NNL_OPT_ADAM) o.lr = 0.001f;
+    if (o.warmup > o.epochs) return cli_fail(cmd, "--warmup %g is longer than --epochs %d", (double)o.warmup, o.epochs) + 1;
+    cli_threads(threads);
+
+    nnl_dataset train = {0}, test = {0};
+    nnl_model *m = NULL;
+    int rc = 1, st;
+    if (cli_load_data(cmd, data, NNL_SPLIT_TRAIN, &train) || cli_load_data(cmd, data, NNL_SPLIT_TEST, &test)) goto done;
+    if (limit > 0 && limit < train.n) nnl_dataset_truncate(&train, limit);
+    if ((st = nnl_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) || (st = nnl_model_init(m, o.seed))) {
+        cli_lib_fail(cmd, st);
+        goto done;
+    }
+    if (train.class_names) nnl_model_set_class_names(m, train.class_names, train.nclass);
+    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL};
+    o.progress = on_progress;
+    o.progress_user = &ps;
+    if (!quiet)
+        fprintf(stderr, "training %s (%zu parameters) on %s: %lld images %dx%dx%d, %d classes, %d threads\n", arch,
+                nnl_model_param_count(m), data, (long long)train.n, train.c, train.h, train.w, train.nclass,
+                nnl_get_threads());
+    nnl_train_result res;
+    if ((st = nnl_train(m, &train, &test, &o, &res))) {
+        if (ps.tty && !quiet) fputc('\n', stderr);
+        cli_lib_fail(cmd, st);
+        json_decref(ps.epochs);
+        goto done;
+    }
+    char buf[64];
+    static const char *const optn[] = {"sgd", "adam"};
+    nnl_model_meta_set(m, "train.data", train.source);
+    snprintf(buf, sizeof buf, "%lld", (long long)train.n); nnl_model_meta_set(m, "train.images", buf);
+    snprintf(buf, sizeof buf, "%d", o.epochs); nnl_model_meta_set(m, "train.epochs", buf);
+    snprintf(buf, sizeof buf, "%d", o.batch); nnl_model_meta_set(m, "train.batch", buf);
+    snprintf(buf, sizeof buf, "%g", (double)o.lr); nnl_model_meta_set(m, "train.lr", buf);
+    nnl_model_meta_set(m, "train.optimizer", optn[o.optimizer]);
+    nnl_model_meta_set(m, "train.schedule", opt_names[o.schedule]);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)o.seed); nnl_model_meta_set(m, "train.seed", buf);
+    snprintf(buf, sizeof buf, "%d", nnl_get_threads()); nnl_model_meta_set(m, "train.threads", buf);
+    snprintf(buf, sizeof buf, "%.4f", res.test_acc); nnl_model_meta_set(m, "train.test_accuracy", buf);
+    nnl_model_meta_set(m, "nnlock_version", NNL_VERSION);
+    if ((st = nnl_model_save(m, out))) {
+        cli_lib_fail(cmd, st);
+        json_decref(ps.epochs);
+        goto done;
+    }
+    if (json) {
+        json_t *r = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "model", out, "arch", arch, "params",
+                              (json_int_t)nnl_model_param_count(m), "test_acc", res.test_acc, "train_acc", res.final_acc,
+                              "seconds", res.seconds, "images_per_s", res.images_per_s, "epochs", ps.epochs);
+        json_dumpf(r, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(r);
+    } else {
+        printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s); model written to %s\n",
+               100.0 * res.test_acc, o.epochs, res.seconds, res.images_per_s, out);
+    }
+    rc = 0;
+done:
+    nnl_model_free(m);
+    nnl_dataset_free(&train);
+    nnl_dataset_free(&test);
+    return rc;
+}
+
+const nnl_command nnl_cmd_train = {"train", "train a classifier on a data set", run, usage};

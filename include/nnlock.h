@@ -1,0 +1,250 @@
+/*
+ * nnlock: neural networks that lock themselves against unauthorized use.
+ *
+ * One public header. Every function returns an nnl_status (0 = NNL_OK) unless it
+ * says otherwise; on failure nnl_errmsg() holds a one-line message naming the
+ * problem (thread-local, valid until the next failing call on that thread).
+ * The library never prints and never exits.
+ *
+ * A worked example: train the M-LOCK `mlp` on Fashion-MNIST and save it.
+ *
+ *     nnl_dataset train, test;
+ *     nnl_model *m;
+ *     nnl_train_opts o;
+ *     if (nnl_dataset_load(&train, "/usr/share/datasets/fashion-mnist", NNL_SPLIT_TRAIN) ||
+ *         nnl_dataset_load(&test,  "/usr/share/datasets/fashion-mnist", NNL_SPLIT_TEST))
+ *         { fprintf(stderr, "%s\n", nnl_errmsg()); return 1; }
+ *     if (nnl_model_create(&m, "mlp", train.c, train.h, train.w, train.nclass)) ...
+ *     nnl_train_opts_default(&o);
+ *     o.epochs = 10;
+ *     if (nnl_train(m, &train, &test, &o, NULL)) ...
+ *     if (nnl_model_save(m, "fmnist.nnl")) ...
+ *     nnl_model_free(m); nnl_dataset_free(&train); nnl_dataset_free(&test);
+ */
+#ifndef NNLOCK_H
+#define NNLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NNL_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+#define NNL_STATUS_TABLE(X)                                              \
+    X(NNL_OK, "success")                                                  \
+    X(NNL_ERR_NOMEM, "out of memory")                                     \
+    X(NNL_ERR_IO, "input/output error")                                   \
+    X(NNL_ERR_FORMAT, "malformed or corrupt file")                        \
+    X(NNL_ERR_ARG, "invalid argument")                                    \
+    X(NNL_ERR_SHAPE, "shape mismatch")                                    \
+    X(NNL_ERR_UNSUPPORTED, "unsupported feature")                         \
+    X(NNL_ERR_KEY, "wrong or unusable key")                               \
+    X(NNL_ERR_LOCKED, "model is locked")                                  \
+    X(NNL_ERR_NUMERIC, "numerical failure (NaN or Inf)")
+
+typedef enum {
+#define NNL_X_ENUM(name, text) name,
+    NNL_STATUS_TABLE(NNL_X_ENUM)
+#undef NNL_X_ENUM
+    NNL_STATUS_COUNT
+} nnl_status;
+
+/* Generic text for a status code. */
+const char *nnl_strerror(int status);
+/* Detailed one-line message of the last failure on this thread ("" if none). */
+const char *nnl_errmsg(void);
+
+/* ---------------------------------------------------------------- runtime */
+
+/* Threads used by nnlock's own loops and by OpenBLAS. 0 = all cores. */
+void nnl_set_threads(int n);
+int nnl_get_threads(void);
+
+/*
+ * OpenBLAS 0.3.21 mis-detects AMD Zen 5 and falls back to Haswell kernels; the
+ * SkylakeX kernels are about 2x faster there. OpenBLAS reads OPENBLAS_CORETYPE
+ * once, when it is loaded, so a program must set it before it starts. This
+ * returns 1 when the CPU has AVX-512F and OPENBLAS_CORETYPE is unset, i.e. when a
+ * program should set OPENBLAS_CORETYPE=SkylakeX and re-execute itself.
+ */
+int nnl_blas_wants_skylakex(void);
+
+/* ---------------------------------------------------------------- data */
+
+enum { NNL_SPLIT_TRAIN = 0, NNL_SPLIT_TEST = 1 };
+
+#define NNL_MAX_CLASSES 1000
+#define NNL_MAX_CHANNELS 4
+
+/* An image-classification data set held as 8-bit pixels, planar CHW per image. */
+typedef struct nnl_dataset {
+    int64_t n;        /* images */
+    int c, h, w;      /* channels, height, width */
+    int nclass;       /* classes; labels are 0..nclass-1 */
+    uint8_t *pixels;  /* n * c * h * w bytes, image i at pixels + i*c*h*w */
+    int32_t *labels;  /* n labels */
+    char **class_names; /* nclass strings (may be NULL) */
+    char source[64];  /* format name, e.g. "idx", "cifar10", "imagefolder" */
+} nnl_dataset;
+
+/*
+ * Loads a split of a data set from a path; the format is detected:
+ *  - a directory with IDX files (train-images-idx3-ubyte[.gz], t10k-...) (MNIST, Fashion-MNIST)
+ *  - a directory with CIFAR-10 binary batches (data_batch_N.bin, test_batch.bin) or CIFAR-100
+ *    (train.bin, test.bin), also inside a cifar-10-batches-bin/ or cifar-100-binary/ subfolder
+ *  - a directory in the image-folder layout: train/<class>/<img>, test/<class>/<img>
+ *    (PNG, JPEG, PPM/PGM; every image must have the size of the first)
+ */
+int nnl_dataset_load(nnl_dataset *ds, const char *path, int split);
+/* Format-specific loaders. */
+int nnl_idx_load(nnl_dataset *ds, const char *images_path, const char *labels_path);
+int nnl_cifar_load(nnl_dataset *ds, const char *const *files, int nfiles, int cifar100_fine);
+int nnl_imagefolder_load(nnl_dataset *ds, const char *dir);
+/* Decodes one image file (PNG, JPEG, PPM/PGM) into planar CHW bytes (malloc'd). */
+int nnl_image_load(const char *path, uint8_t **pixels, int *c, int *h, int *w);
+/* Writes planar CHW bytes as a PNG (atomically). */
+int nnl_image_save_png(const char *path, const uint8_t *pixels, int c, int h, int w);
+void nnl_dataset_free(nnl_dataset *ds);
+/* Keeps the first n images (n <= ds->n). */
+void nnl_dataset_truncate(nnl_dataset *ds, int64_t n);
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct nnl_model nnl_model;
+
+/*
+ * Creates a model for inputs of c x h x w and nclass outputs.
+ * arch: a preset ("mlp", "cnn") or a spec such as
+ *   "conv32k3p1,relu,maxpool2,conv64k3p1,relu,maxpool2,flatten,dense256,relu,dense"
+ * (see `nnlock help arch`). Weights are left uninitialised: call nnl_model_init.
+ */
+int nnl_model_create(nnl_model **out, const char *arch, int c, int h, int w, int nclass);
+void nnl_model_free(nnl_model *m);
+int nnl_model_init(nnl_model *m, uint64_t seed);
+/* Input normalisation applied to 8-bit pixels: x = (p/255 - mean[ch]) / std[ch]. */
+int nnl_model_set_norm(nnl_model *m, const float *mean, const float *std);
+/* Computes the per-channel mean and std of a data set (of pixels / 255). */
+void nnl_dataset_stats(const nnl_dataset *ds, float *mean, float *std);
+int nnl_model_set_class_names(nnl_model *m, char *const *names, int n);
+const char *nnl_model_class_name(const nnl_model *m, int k); /* NULL if unnamed */
+const char *nnl_model_arch(const nnl_model *m);
+void nnl_model_input_shape(const nnl_model *m, int *c, int *h, int *w);
+int nnl_model_nclass(const nnl_model *m);
+size_t nnl_model_param_count(const nnl_model *m);
+/* Writes a human-readable description of the layers into buf (always NUL-terminated). */
+void nnl_model_describe(const nnl_model *m, char *buf, size_t size);
+
+/* Free-form metadata (string key -> string value), stored in the model file. */
+int nnl_model_meta_set(nnl_model *m, const char *key, const char *value);
+const char *nnl_model_meta_get(const nnl_model *m, const char *key);
+int nnl_model_meta_count(const nnl_model *m);
+const char *nnl_model_meta_key(const nnl_model *m, int i);
+
+/* Saves (atomically: temporary file + rename) and loads the safetensors model file. */
+int nnl_model_save(const nnl_model *m, const char *path);
+int nnl_model_load(nnl_model **out, const char *path);
+
+/* Every stored tensor, in file order: the parameters and the batch-norm statistics. */
+int nnl_model_tensor_count(const nnl_model *m);
+/* Name, element count and data of tensor i (float32, contiguous). */
+float *nnl_model_tensor(nnl_model *m, int i, const char **name, size_t *count);
+
+/*
+ * Inference in eval mode on 8-bit images (n x c x h x w, normalised with the model's
+ * normalisation). probs: n x nclass softmax probabilities (may be NULL); pred: n labels
+ * (may be NULL).
+ */
+int nnl_model_predict(nnl_model *m, const uint8_t *pixels, int64_t n, float *probs, int32_t *pred);
+/* Inference on already-normalised float input (n x c x h x w); logits: n x nclass. */
+int nnl_model_logits(nnl_model *m, const float *x, int64_t n, float *logits);
+
+/* ---------------------------------------------------------------- training */
+
+enum { NNL_OPT_SGD = 0, NNL_OPT_ADAM = 1 };
+enum { NNL_SCHED_CONSTANT = 0, NNL_SCHED_STEP = 1, NNL_SCHED_COSINE = 2 };
+
+/* Seams where a lock plugs into training and evaluation. */
+typedef struct nnl_hooks {
+    void *user;
+    /*
+     * Called for each training or evaluation image before normalisation, on its 8-bit
+     * pixels (c x h x w, may be modified in place), with the image's index in the data
+     * set, its label and the pass seed (stable per epoch and image). Returns a new hard
+     * label (>= 0), or -1 to keep it, or -2 to use the soft target written into
+     * `soft` (nclass floats summing to 1).
+     */
+    int (*sample)(void *user, uint8_t *img, int c, int h, int w, int64_t index, int label,
+                  uint64_t seed, float *soft);
+} nnl_hooks;
+
+typedef struct nnl_progress {
+    int epoch, epochs;
+    int64_t batch, batches;     /* within the epoch */
+    double loss, acc;           /* running means over the epoch so far */
+    double images_per_s, eta_s; /* whole run */
+    double lr;
+    int epoch_done;             /* 1 at the end of an epoch: test_acc is set */
+    double test_acc;            /* -1 if no test set */
+    double test_loss;
+} nnl_progress;
+
+typedef struct nnl_train_opts {
+    int epochs;          /* default 10 */
+    int batch;           /* default 128 */
+    float lr;            /* default 0.01 (SGD) */
+    int optimizer;       /* NNL_OPT_SGD (default) or NNL_OPT_ADAM */
+    float momentum;      /* SGD momentum, default 0.9 */
+    int nesterov;        /* default 0 */
+    float weight_decay;  /* default 5e-4 */
+    float beta1, beta2, eps; /* Adam: 0.9, 0.999, 1e-8 */
+    int schedule;        /* default NNL_SCHED_COSINE */
+    int step_size;       /* step schedule: epochs per step, default 10 */
+    float gamma;         /* step schedule factor, default 0.1 */
+    float warmup;        /* linear warm-up, in epochs (fractional allowed), default 0 */
+    float label_smoothing; /* default 0 */
+    float bn_momentum;   /* running statistics, default 0.1 (PyTorch convention) */
+    uint64_t seed;       /* default 1 */
+    int augment_crop;    /* pad for random crop, 0 = off (default) */
+    int augment_flip;    /* random horizontal flip, default off */
+    int compute_norm;    /* 1 (default): set the model's normalisation from the train set */
+    const nnl_hooks *hooks;       /* training-time hook (labels, inputs), may be NULL */
+    const nnl_hooks *eval_hooks;  /* hook for the per-epoch test pass, may be NULL */
+    void (*progress)(const nnl_progress *p, void *user);
+    void *progress_user;
+} nnl_train_opts;
+
+void nnl_train_opts_default(nnl_train_opts *o);
+
+typedef struct nnl_train_result {
+    double final_loss, final_acc, test_acc, seconds, images_per_s;
+} nnl_train_result;
+
+/* Trains m (initialise it first). test may be NULL. res may be NULL. */
+int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
+              const nnl_train_opts *o, nnl_train_result *res);
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct nnl_eval {
+    int nclass;
+    int64_t n, correct;
+    double loss;
+    int64_t *confusion;   /* nclass x nclass, row = true label, column = prediction */
+} nnl_eval;
+
+/* Evaluates on a data set, each image passed through hooks->sample first if hooks != NULL. */
+int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, int batch,
+                 nnl_eval *ev);
+void nnl_eval_free(nnl_eval *ev);
+double nnl_eval_accuracy(const nnl_eval *ev);
+double nnl_eval_class_accuracy(const nnl_eval *ev, int k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,60 @@
+/* Internal helpers shared by every part of libnnlock: errors, RNG, allocation. */
+#ifndef NNL_CORE_H
+#define NNL_CORE_H
+
+#include "nnlock.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* Records a detailed message for nnl_errmsg() and returns status (printf-style). */
+int nnl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nnl_clear_error(void);
+
+/* 64-byte aligned, zeroed allocation (NULL on failure; size 0 gives a valid pointer). */
+void *nnl_alloc(size_t bytes);
+void nnl_free(void *p);
+
+/* splitmix64: a seeded, splittable stream. */
+typedef struct nnl_rng { uint64_t s; } nnl_rng;
+static inline uint64_t nnl_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static inline uint64_t nnl_rng_next(nnl_rng *r) {
+    r->s += 0x9e3779b97f4a7c15ULL;
+    return nnl_mix64(r->s);
+}
+/* A child stream that depends only on (seed, stream id), never on call order. */
+static inline nnl_rng nnl_rng_derive(uint64_t seed, uint64_t stream) {
+    nnl_rng r = { nnl_mix64(seed ^ nnl_mix64(stream + 0x632be59bd9b4e019ULL)) };
+    return r;
+}
+/* Uniform in [0, 1) with 24 random bits. */
+static inline float nnl_rng_uniform(nnl_rng *r) {
+    return (float)(nnl_rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
+/* Uniform integer in [0, n). */
+static inline uint64_t nnl_rng_below(nnl_rng *r, uint64_t n) {
+    return (uint64_t)(((unsigned __int128)nnl_rng_next(r) * n) >> 64);
+}
+float nnl_rng_normal(nnl_rng *r);
+
+/* Stateless hash -> [0,1): used where the result must not depend on thread order. */
+static inline float nnl_hash_uniform(uint64_t seed, uint64_t a, uint64_t b) {
+    return (float)(nnl_mix64(seed ^ nnl_mix64(a ^ nnl_mix64(b))) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* The library's thread count, for OpenMP num_threads clauses. */
+int nnl_threads(void);
+
+/* Wall clock in seconds. */
+double nnl_now(void);
+
+/* Reads a whole file into memory, transparently gunzipping "*.gz" / gzip magic.
+ * max_bytes bounds the (decompressed) size. */
+int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_bytes);
+/* Writes data atomically: path.tmp.XXXXXX in the same directory, fsync, rename. */
+int nnl_write_file_atomic(const char *path, const void *data, size_t size);
+
+#endif

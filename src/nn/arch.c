@@ -1,0 +1,190 @@
+/* Architecture specs: presets and the comma-separated layer language.
+ *
+ *   dense<N> | dense            fully connected (N units; bare = number of classes)
+ *   conv<OC>k<K>[s<S>][p<P>]    2-D convolution (stride 1, no padding by default)
+ *   maxpool<K>[s<S>]            max pooling (stride = K by default); avgpool likewise
+ *   gap                         global average pooling
+ *   bn                          batch normalisation
+ *   relu | flatten              activation, reshape
+ *   dropout<P>                  dropout with probability P (e.g. dropout0.5)
+ *   @name                       names the current activation
+ *   add@name                    adds the named activation (residual connection)
+ */
+#include "model.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *buf, size_t size) {
+    (void)in; (void)nclass;
+    if (strcmp(arch, "mlp") == 0) {
+        /* M-LOCK's network: five dense layers, 900 hidden units, ReLU. */
+        snprintf(buf, size, "dense900,relu,dense900,relu,dense900,relu,dense900,relu,dense");
+        return buf;
+    }
+    if (strcmp(arch, "cnn") == 0) {
+        snprintf(buf, size, "conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,"
+                            "conv128k3p1,bn,relu,maxpool2,flatten,dense256,relu,dense");
+        return buf;
+    }
+    return arch;
+}
+
+/* Parses a non-negative integer at *s; advances *s. Returns -1 if none. */
+static long parse_int(const char **s) {
+    if (!isdigit((unsigned char)**s)) return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(*s, &end, 10);
+    if (errno || v > 1000000) return -2;
+    *s = end;
+    return v;
+}
+
+typedef struct tap { char name[32]; int act; } tap;
+
+static int bad(const char *tok, const char *why) {
+    return nnl_fail(NNL_ERR_ARG, "architecture: bad layer '%s': %s", tok, why);
+}
+
+/* Parses one token into L (kind and hyper-parameters). */
+static int parse_token(const char *tok, int nclass, nnl_layer *L, const char **tapname) {
+    const char *s = tok;
+    *tapname = NULL;
+    memset(L, 0, sizeof *L);
+    if (strncmp(s, "dense", 5) == 0) {
+        s += 5;
+        L->kind = NNL_L_DENSE;
+        if (!*s) { L->units = nclass; return NNL_OK; }
+        long u = parse_int(&s);
+        if (u < 1 || *s) return bad(tok, "expected dense<units>, e.g. dense256");
+        L->units = (int)u;
+        return NNL_OK;
+    }
+    if (strncmp(s, "conv", 4) == 0) {
+        s += 4;
+        L->kind = NNL_L_CONV2D;
+        long oc = parse_int(&s);
+        if (oc < 1 || *s != 'k') return bad(tok, "expected conv<channels>k<kernel>[s<stride>][p<pad>], e.g. conv32k3p1");
+        s++;
+        long k = parse_int(&s);
+        if (k < 1) return bad(tok, "missing kernel size after 'k'");
+        L->units = (int)oc; L->k = (int)k; L->stride = 1; L->pad = 0;
+        while (*s) {
+            char c = *s++;
+            long v = parse_int(&s);
+            if (v < 0) return bad(tok, "expected a number after 's' or 'p'");
+            if (c == 's') L->stride = (int)v;
+            else if (c == 'p') L->pad = (int)v;
+            else return bad(tok, "unknown conv option (use s<stride>, p<pad>)");
+        }
+        return NNL_OK;
+    }
+    if (strncmp(s, "maxpool", 7) == 0 || strncmp(s, "avgpool", 7) == 0) {
+        L->kind = s[0] == 'm' ? NNL_L_MAXPOOL : NNL_L_AVGPOOL;
+        s += 7;
+        long k = parse_int(&s);
+        if (k < 1) return bad(tok, "expected maxpool<k>[s<stride>], e.g. maxpool2");
+        L->k = (int)k; L->stride = (int)k;
+        if (*s == 's') {
+            s++;
+            long v = parse_int(&s);
+            if (v < 1) return bad(tok, "expected a stride after 's'");
+            L->stride = (int)v;
+        }
+        if (*s) return bad(tok, "trailing characters");
+        return NNL_OK;
+    }
+    if (strncmp(s, "dropout", 7) == 0) {
+        s += 7;
+        char *end;
+        double p = strtod(s, &end);
+        if (end == s || *end || !(p >= 0.0 && p < 1.0)) return bad(tok, "expected dropout<p> with 0 <= p < 1, e.g. dropout0.5");
+        L->kind = NNL_L_DROPOUT; L->p = (float)p;
+        return NNL_OK;
+    }
+    if (strcmp(s, "gap") == 0) { L->kind = NNL_L_GAP; return NNL_OK; }
+    if (strcmp(s, "bn") == 0) { L->kind = NNL_L_BATCHNORM; return NNL_OK; }
+    if (strcmp(s, "relu") == 0) { L->kind = NNL_L_RELU; return NNL_OK; }
+    if (strcmp(s, "flatten") == 0) { L->kind = NNL_L_FLATTEN; return NNL_OK; }
+    if (strncmp(s, "add@", 4) == 0 && s[4]) { L->kind = NNL_L_ADD; *tapname = s + 4; return NNL_OK; }
+    if (s[0] == '@' && s[1]) { L->kind = 0; *tapname = s + 1; return NNL_OK; }
+    return bad(tok, "unknown layer (see `nnlock help arch`)");
+}
+
+int nnl_model_build(nnl_model *m, const char *spec) {
+    size_t len = strlen(spec);
+    if (len == 0) return nnl_fail(NNL_ERR_ARG, "architecture: empty spec");
+    if (len > 4096) return nnl_fail(NNL_ERR_ARG, "architecture: spec longer than 4096 characters");
+    char *copy = strdup(spec);
+    nnl_layer *layers = calloc(NNL_MAX_LAYERS, sizeof *layers);
+    tap taps[32];
+    int ntaps = 0, n = 0, st = NNL_OK;
+    if (!copy || !layers) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory"); goto done; }
+    nnl_shape cur = m->input;
+    size_t poff = 0, soff = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok)) tok++;
+        for (char *e = tok + strlen(tok); e > tok && isspace((unsigned char)e[-1]);) *--e = 0;
+        nnl_layer L;
+        const char *tname;
+        if ((st = parse_token(tok, m->nclass, &L, &tname))) goto done;
+        if (L.kind == 0) {
+            if (ntaps == 32) { st = bad(tok, "more than 32 named activations"); goto done; }
+            if (strlen(tname) >= sizeof taps[0].name) { st = bad(tok, "name too long"); goto done; }
+            for (int t = 0; t < ntaps; t++)
+                if (!strcmp(taps[t].name, tname)) { st = bad(tok, "name used twice"); goto done; }
+            snprintf(taps[ntaps].name, sizeof taps[ntaps].name, "%s", tname);
+            taps[ntaps++].act = n;
+            continue;
+        }
+        if (n == NNL_MAX_LAYERS) { st = nnl_fail(NNL_ERR_ARG, "architecture: more than %d layers", NNL_MAX_LAYERS); goto done; }
+        L.in = cur;
+        L.index = n;
+        if (L.kind == NNL_L_ADD) {
+            int found = -1;
+            for (int t = 0; t < ntaps; t++)
+                if (!strcmp(taps[t].name, tname)) found = taps[t].act;
+            if (found < 0) { st = bad(tok, "no activation of that name before it (name one with @name)"); goto done; }
+            nnl_shape s = found == 0 ? m->input : layers[found - 1].out;
+            if (s.c != cur.c || s.h != cur.h || s.w != cur.w) {
+                st = nnl_fail(NNL_ERR_SHAPE, "architecture: '%s' adds a %dx%dx%d activation to a %dx%dx%d one",
+                              tok, s.c, s.h, s.w, cur.c, cur.h, cur.w);
+                goto done;
+            }
+            L.src = found;
+        }
+        const nnl_layer_ops *ops = nnl_layer_ops_of(L.kind);
+        if ((st = ops->setup(&L))) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", nnl_errmsg());
+            st = nnl_fail(st, "architecture: layer %d '%s' on a %dx%dx%d input: %s", n + 1, tok,
+                          cur.c, cur.h, cur.w, msg);
+            goto done;
+        }
+        L.w_off = poff; poff += L.w_n;
+        L.b_off = poff; poff += L.b_n;
+        L.s_off = soff; soff += L.s_n;
+        if (poff > ((size_t)1 << 31)) { st = nnl_fail(NNL_ERR_ARG, "architecture: more than 2^31 parameters"); goto done; }
+        cur = L.out;
+        layers[n++] = L;
+    }
+    if (n == 0) { st = nnl_fail(NNL_ERR_ARG, "architecture: no layers in '%s'", spec); goto done; }
+    if (nnl_shape_size(cur) != (size_t)m->nclass) {
+        st = nnl_fail(NNL_ERR_SHAPE, "architecture: the last layer gives %dx%dx%d outputs, but there are %d classes "
+                      "(end the spec with a bare 'dense')", cur.c, cur.h, cur.w, m->nclass);
+        goto done;
+    }
+    m->layers = layers; layers = NULL;
+    m->nlayers = n;
+    m->nparams = poff;
+    m->nstate = soff;
+done:
+    free(copy);
+    free(layers);
+    return st;
+}

@@ -1,0 +1,354 @@
+/* Model lifetime, the forward/backward passes and inference. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int nnl_model_create(nnl_model **out, const char *arch, int c, int h, int w, int nclass) {
+    *out = NULL;
+    if (!arch) return nnl_fail(NNL_ERR_ARG, "architecture: none given");
+    if (c < 1 || c > NNL_MAX_CHANNELS || h < 1 || w < 1 || h > 4096 || w > 4096)
+        return nnl_fail(NNL_ERR_SHAPE, "input shape %dx%dx%d is out of range (1-%d channels, 1-4096 pixels)",
+                        c, h, w, NNL_MAX_CHANNELS);
+    if (nclass < 2 || nclass > NNL_MAX_CLASSES)
+        return nnl_fail(NNL_ERR_ARG, "%d classes is out of range (2..%d)", nclass, NNL_MAX_CLASSES);
+    nnl_model *m = calloc(1, sizeof *m);
+    if (!m) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    m->input = (nnl_shape){c, h, w};
+    m->nclass = nclass;
+    for (int i = 0; i < NNL_MAX_CHANNELS; i++) { m->mean[i] = 0.0f; m->std[i] = 1.0f; }
+    char buf[1024];
+    const char *spec = nnl_arch_expand(arch, m->input, nclass, buf, sizeof buf);
+    int st;
+    m->arch = strdup(arch);
+    m->spec = strdup(spec);
+    if (!m->arch || !m->spec) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory"); goto fail; }
+    if ((st = nnl_model_build(m, spec))) goto fail;
+    m->params = nnl_alloc(m->nparams * sizeof(float));
+    m->state = nnl_alloc(m->nstate * sizeof(float));
+    if (!m->params || !m->state) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory for %zu parameters", m->nparams); goto fail; }
+    *out = m;
+    return NNL_OK;
+fail:
+    nnl_model_free(m);
+    return st;
+}
+
+static void free_runtime(nnl_model *m) {
+    if (m->acts)
+        for (int i = 0; i <= m->nlayers; i++) nnl_free(m->acts[i]);
+    if (m->dacts)
+        for (int i = 0; i <= m->nlayers; i++) nnl_free(m->dacts[i]);
+    if (m->skipgrad)
+        for (int i = 0; i <= m->nlayers; i++) nnl_free(m->skipgrad[i]);
+    free(m->acts); free(m->dacts); free(m->skipgrad);
+    nnl_free(m->save); nnl_free(m->work); nnl_free(m->grads);
+    m->acts = m->dacts = m->skipgrad = NULL;
+    m->save = m->work = m->grads = NULL;
+    m->max_batch = 0;
+}
+
+void nnl_model_free(nnl_model *m) {
+    if (!m) return;
+    free_runtime(m);
+    free(m->layers);
+    nnl_free(m->params); nnl_free(m->state);
+    if (m->class_names)
+        for (int i = 0; i < m->nclass; i++) free(m->class_names[i]);
+    free(m->class_names);
+    for (int i = 0; i < m->nmeta; i++) { free(m->meta_keys[i]); free(m->meta_vals[i]); }
+    free(m->arch); free(m->spec);
+    free(m);
+}
+
+int nnl_model_init(nnl_model *m, uint64_t seed) {
+    for (int i = 0; i < m->nlayers; i++) {
+        nnl_layer *L = &m->layers[i];
+        /* One stream per layer: adding a layer does not reshuffle the others' weights. */
+        nnl_rng r = nnl_rng_derive(seed, 0x1000 + (uint64_t)i);
+        nnl_layer_ops_of(L->kind)->init(L, m->params, m->state, &r);
+    }
+    return NNL_OK;
+}
+
+int nnl_model_prepare(nnl_model *m, int batch) {
+    if (batch < 1) return nnl_fail(NNL_ERR_ARG, "batch size %d must be at least 1", batch);
+    if (batch <= m->max_batch) return NNL_OK;
+    free_runtime(m);
+    int nl = m->nlayers;
+    m->acts = calloc((size_t)nl + 1, sizeof(float *));
+    m->dacts = calloc((size_t)nl + 1, sizeof(float *));
+    m->skipgrad = calloc((size_t)nl + 1, sizeof(float *));
+    m->grads = nnl_alloc(m->nparams * sizeof(float));
+    if (!m->acts || !m->dacts || !m->skipgrad || !m->grads) goto nomem;
+    size_t save_total = 0, work = 0;
+    for (int i = 0; i < nl; i++) {
+        const nnl_layer_ops *ops = nnl_layer_ops_of(m->layers[i].kind);
+        save_total += (ops->save_floats(&m->layers[i], batch) + 15) & ~(size_t)15;
+        size_t wf = ops->work_floats(&m->layers[i], batch);
+        if (wf > work) work = wf;
+    }
+    m->save = nnl_alloc(save_total * sizeof(float));
+    m->work = nnl_alloc(work * sizeof(float));
+    m->work_n = work;
+    if (!m->save || !m->work) goto nomem;
+    size_t off = 0;
+    for (int i = 0; i <= nl; i++) {
+        nnl_shape s = i == 0 ? m->input : m->layers[i - 1].out;
+        size_t n = (size_t)batch * nnl_shape_size(s);
+        m->acts[i] = nnl_alloc(n * sizeof(float));
+        if (i > 0) m->dacts[i] = nnl_alloc(n * sizeof(float));
+        if (!m->acts[i] || (i > 0 && !m->dacts[i])) goto nomem;
+        if (i < nl) {
+            nnl_layer *L = &m->layers[i];
+            L->save = m->save + off;
+            off += (nnl_layer_ops_of(L->kind)->save_floats(L, batch) + 15) & ~(size_t)15;
+        }
+    }
+    for (int i = 0; i < nl; i++) {
+        nnl_layer *L = &m->layers[i];
+        if (L->kind != NNL_L_ADD) continue;
+        L->skip = m->acts[L->src];
+        if (L->src > 0 && !m->skipgrad[L->src]) {
+            m->skipgrad[L->src] = nnl_alloc((size_t)batch * nnl_shape_size(m->layers[L->src - 1].out) * sizeof(float));
+            if (!m->skipgrad[L->src]) goto nomem;
+        }
+        L->dskip = L->src > 0 ? m->skipgrad[L->src] : NULL;
+    }
+    m->max_batch = batch;
+    return NNL_OK;
+nomem:
+    free_runtime(m);
+    return nnl_fail(NNL_ERR_NOMEM, "out of memory for batch size %d", batch);
+}
+
+static nnl_pass make_pass(nnl_model *m, int n, int training, uint64_t seed, uint64_t step, float bn_momentum) {
+    nnl_pass P = {0};
+    P.n = n; P.training = training;
+    P.params = m->params; P.grads = m->grads; P.state = m->state;
+    P.work = m->work; P.seed = seed; P.step = step;
+    P.bn_momentum = bn_momentum; P.bn_eps = 1e-5f;
+    return P;
+}
+
+const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training, uint64_t seed,
+                               uint64_t step, float bn_momentum) {
+    if (x != m->acts[0]) memcpy(m->acts[0], x, (size_t)n * nnl_shape_size(m->input) * sizeof(float));
+    nnl_pass P = make_pass(m, n, training, seed, step, bn_momentum);
+    for (int i = 0; i < m->nlayers; i++)
+        nnl_layer_ops_of(m->layers[i].kind)->forward(&m->layers[i], &P, m->acts[i], m->acts[i + 1]);
+    return m->acts[m->nlayers];
+}
+
+void nnl_model_zero_grad(nnl_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+
+void nnl_model_backward(nnl_model *m, const float *dlogits, int n) {
+    int nl = m->nlayers;
+    nnl_pass P = make_pass(m, n, 1, 0, 0, 0.0f);
+    for (int i = 1; i <= nl; i++)
+        if (m->skipgrad[i]) memset(m->skipgrad[i], 0, (size_t)n * nnl_shape_size(m->layers[i - 1].out) * sizeof(float));
+    memcpy(m->dacts[nl], dlogits, (size_t)n * m->nclass * sizeof(float));
+    for (int i = nl - 1; i >= 0; i--) {
+        nnl_layer *L = &m->layers[i];
+        float *dy = m->dacts[i + 1];
+        if (m->skipgrad[i + 1]) {
+            size_t cnt = (size_t)n * nnl_shape_size(L->out);
+            const float *sg = m->skipgrad[i + 1];
+            for (size_t j = 0; j < cnt; j++) dy[j] += sg[j];
+        }
+        nnl_layer_ops_of(L->kind)->backward(L, &P, m->acts[i], m->acts[i + 1], dy, i > 0 ? m->dacts[i] : NULL);
+    }
+}
+
+void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float *x) {
+    size_t plane = (size_t)m->input.h * m->input.w;
+    int c = m->input.c;
+    float scale[NNL_MAX_CHANNELS], shift[NNL_MAX_CHANNELS];
+    for (int k = 0; k < c; k++) {
+        scale[k] = 1.0f / (255.0f * m->std[k]);
+        shift[k] = -m->mean[k] / m->std[k];
+    }
+    #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n * (int64_t)plane * c > 100000)
+    for (int64_t i = 0; i < n; i++)
+        for (int k = 0; k < c; k++) {
+            const uint8_t *p = px + ((size_t)i * c + k) * plane;
+            float *o = x + ((size_t)i * c + k) * plane;
+            for (size_t j = 0; j < plane; j++) o[j] = (float)p[j] * scale[k] + shift[k];
+        }
+}
+
+double nnl_model_train_flops(const nnl_model *m) {
+    double f = 0.0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const nnl_layer *L = &m->layers[i];
+        double macs = nnl_layer_ops_of(L->kind)->macs(L);
+        /* forward + weight gradient, plus the input gradient except for the first layer */
+        f += 2.0 * macs * (i == 0 ? 2.0 : 3.0);
+    }
+    return f;
+}
+
+int nnl_model_set_norm(nnl_model *m, const float *mean, const float *std) {
+    for (int k = 0; k < m->input.c; k++) {
+        if (!isfinite(mean[k]) || !isfinite(std[k]) || std[k] <= 0.0f)
+            return nnl_fail(NNL_ERR_ARG, "normalisation of channel %d: mean %g, std %g (std must be > 0)",
+                            k, (double)mean[k], (double)std[k]);
+    }
+    for (int k = 0; k < m->input.c; k++) { m->mean[k] = mean[k]; m->std[k] = std[k]; }
+    return NNL_OK;
+}
+
+int nnl_model_set_class_names(nnl_model *m, char *const *names, int n) {
+    if (n != m->nclass) return nnl_fail(NNL_ERR_ARG, "%d class names for %d classes", n, m->nclass);
+    char **c = calloc((size_t)n, sizeof *c);
+    if (!c) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(c[i] = strdup(names[i] ? names[i] : ""))) {
+            for (int j = 0; j < i; j++) free(c[j]);
+            free(c);
+            return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+        }
+    if (m->class_names)
+        for (int i = 0; i < m->nclass; i++) free(m->class_names[i]);
+    free(m->class_names);
+    m->class_names = c;
+    return NNL_OK;
+}
+
+const char *nnl_model_class_name(const nnl_model *m, int k) {
+    return m->class_names && k >= 0 && k < m->nclass ? m->class_names[k] : NULL;
+}
+const char *nnl_model_arch(const nnl_model *m) { return m->arch; }
+void nnl_model_input_shape(const nnl_model *m, int *c, int *h, int *w) {
+    *c = m->input.c; *h = m->input.h; *w = m->input.w;
+}
+int nnl_model_nclass(const nnl_model *m) { return m->nclass; }
+size_t nnl_model_param_count(const nnl_model *m) { return m->nparams; }
+
+void nnl_model_describe(const nnl_model *m, char *buf, size_t size) {
+    size_t pos = 0;
+    if (size == 0) return;
+    buf[0] = 0;
+#define APPEND(...) do { if (pos < size) { int k_ = snprintf(buf + pos, size - pos, __VA_ARGS__); \
+    if (k_ > 0) pos += (size_t)k_; } } while (0)
+    APPEND("  #  layer      output        params\n");
+    APPEND("  0  input      %4dx%3dx%-3d\n", m->input.c, m->input.h, m->input.w);
+    for (int i = 0; i < m->nlayers; i++) {
+        const nnl_layer *L = &m->layers[i];
+        char extra[48] = "";
+        switch (L->kind) {
+        case NNL_L_CONV2D: snprintf(extra, sizeof extra, " k%d s%d p%d", L->k, L->stride, L->pad); break;
+        case NNL_L_MAXPOOL: case NNL_L_AVGPOOL: snprintf(extra, sizeof extra, " k%d s%d", L->k, L->stride); break;
+        case NNL_L_DROPOUT: snprintf(extra, sizeof extra, " p=%g", (double)L->p); break;
+        case NNL_L_ADD: snprintf(extra, sizeof extra, " +act%d", L->src); break;
+        default: break;
+        }
+        APPEND("%3d  %-9s  %4dx%3dx%-3d  %9zu%s\n", i + 1, nnl_layer_ops_of(L->kind)->name,
+               L->out.c, L->out.h, L->out.w, L->w_n + L->b_n, extra);
+    }
+#undef APPEND
+}
+
+int nnl_model_meta_set(nnl_model *m, const char *key, const char *value) {
+    if (!key || !*key || strlen(key) > 256) return nnl_fail(NNL_ERR_ARG, "metadata key must be 1-256 characters");
+    if (!value) value = "";
+    for (int i = 0; i < m->nmeta; i++)
+        if (!strcmp(m->meta_keys[i], key)) {
+            char *v = strdup(value);
+            if (!v) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+            free(m->meta_vals[i]);
+            m->meta_vals[i] = v;
+            return NNL_OK;
+        }
+    if (m->nmeta == NNL_MAX_META) return nnl_fail(NNL_ERR_ARG, "more than %d metadata entries", NNL_MAX_META);
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) { free(k); free(v); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
+    m->meta_keys[m->nmeta] = k;
+    m->meta_vals[m->nmeta++] = v;
+    return NNL_OK;
+}
+
+const char *nnl_model_meta_get(const nnl_model *m, const char *key) {
+    for (int i = 0; i < m->nmeta; i++)
+        if (!strcmp(m->meta_keys[i], key)) return m->meta_vals[i];
+    return NULL;
+}
+int nnl_model_meta_count(const nnl_model *m) { return m->nmeta; }
+const char *nnl_model_meta_key(const nnl_model *m, int i) {
+    return i >= 0 && i < m->nmeta ? m->meta_keys[i] : NULL;
+}
+
+int nnl_model_logits(nnl_model *m, const float *x, int64_t n, float *logits) {
+    int bs = m->max_batch > 0 ? m->max_batch : (n < 256 ? (int)(n > 0 ? n : 1) : 256);
+    int st = nnl_model_prepare(m, bs);
+    if (st) return st;
+    size_t in = nnl_shape_size(m->input);
+    for (int64_t i = 0; i < n; i += bs) {
+        int b = (int)(n - i < bs ? n - i : bs);
+        const float *z = nnl_model_forward(m, x + (size_t)i * in, b, 0, 0, 0, 0.0f);
+        memcpy(logits + (size_t)i * m->nclass, z, (size_t)b * m->nclass * sizeof(float));
+    }
+    return NNL_OK;
+}
+
+int nnl_model_predict(nnl_model *m, const uint8_t *pixels, int64_t n, float *probs, int32_t *pred) {
+    int bs = m->max_batch > 0 ? m->max_batch : (n < 256 ? (int)(n > 0 ? n : 1) : 256);
+    int st = nnl_model_prepare(m, bs);
+    if (st) return st;
+    size_t in = nnl_shape_size(m->input);
+    int k = m->nclass;
+    for (int64_t i = 0; i < n; i += bs) {
+        int b = (int)(n - i < bs ? n - i : bs);
+        nnl_model_normalize(m, pixels + (size_t)i * in, b, m->acts[0]);
+        const float *z = nnl_model_forward(m, m->acts[0], b, 0, 0, 0, 0.0f);
+        for (int r = 0; r < b; r++) {
+            const float *zr = z + (size_t)r * k;
+            int best = 0;
+            for (int j = 1; j < k; j++) if (zr[j] > zr[best]) best = j;
+            if (pred) pred[i + r] = best;
+            if (probs) {
+                float *pr = probs + (size_t)(i + r) * k;
+                double s = 0.0;
+                for (int j = 0; j < k; j++) s += exp((double)(zr[j] - zr[best]));
+                for (int j = 0; j < k; j++) pr[j] = (float)(exp((double)(zr[j] - zr[best])) / s);
+            }
+        }
+    }
+    return NNL_OK;
+}
+
+int nnl_model_tensor_count(const nnl_model *m) {
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const nnl_layer *L = &m->layers[i];
+        n += (L->w_n > 0) + (L->b_n > 0) + (L->s_n > 0 ? 2 : 0);
+    }
+    return n;
+}
+
+/* Tensor names follow PyTorch's state_dict spelling so users recognise them. */
+float *nnl_model_tensor(nnl_model *m, int idx, const char **name, size_t *count) {
+    static _Thread_local char nbuf[64];
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        nnl_layer *L = &m->layers[i];
+        struct { size_t n; float *p; const char *what; } t[4] = {
+            {L->w_n, m->params + L->w_off, "weight"},
+            {L->b_n, m->params + L->b_off, "bias"},
+            {L->s_n / 2, m->state + L->s_off, "running_mean"},
+            {L->s_n / 2, m->state + L->s_off + L->s_n / 2, "running_var"},
+        };
+        for (int j = 0; j < 4; j++) {
+            if (t[j].n == 0) continue;
+            if (n++ == idx) {
+                snprintf(nbuf, sizeof nbuf, "layers.%d.%s", i, t[j].what);
+                if (name) *name = nbuf;
+                if (count) *count = t[j].n;
+                return t[j].p;
+            }
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,61 @@
+/* The model: layers over one parameter buffer, and the runtime buffers of a batch. */
+#ifndef NNL_MODEL_H
+#define NNL_MODEL_H
+
+#include "layer.h"
+
+#define NNL_MAX_LAYERS 256
+#define NNL_MAX_META 64
+
+struct nnl_model {
+    char *arch;              /* as given: a preset name or a spec */
+    char *spec;              /* the expanded spec the layers were built from */
+    nnl_shape input;
+    int nclass;
+    int nlayers;
+    nnl_layer *layers;
+    size_t nparams, nstate;
+    float *params, *grads, *state;
+    float mean[NNL_MAX_CHANNELS], std[NNL_MAX_CHANNELS];
+    char **class_names;      /* nclass entries or NULL */
+    int nmeta;
+    char *meta_keys[NNL_MAX_META], *meta_vals[NNL_MAX_META];
+    /* runtime, sized by nnl_model_prepare for batches up to max_batch */
+    int max_batch;
+    float **acts;            /* nlayers + 1: acts[0] input, acts[i + 1] output of layer i */
+    float **dacts;           /* gradients of acts (dacts[0] unused) */
+    float **skipgrad;        /* per activation: extra gradient from add layers, or NULL */
+    float *save;             /* backing store of every layer's L->save */
+    float *work;
+    size_t work_n;
+    float *logits_buf;       /* for batched inference helpers */
+};
+
+/* Builds the layers from an expanded spec. */
+int nnl_model_build(nnl_model *m, const char *spec);
+/* Expands a preset name ("mlp", "cnn") to a spec; returns arch itself if not a preset. */
+const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *buf, size_t size);
+/* Allocates activations, gradients and workspaces for batches up to `batch` (once). */
+int nnl_model_prepare(nnl_model *m, int batch);
+/* Forward pass; x has n samples of m->input. Returns the logits (n x nclass), owned by m. */
+const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training,
+                               uint64_t seed, uint64_t step, float bn_momentum);
+/* Backward pass after a training forward of the same batch: ACCUMULATES into m->grads. */
+void nnl_model_backward(nnl_model *m, const float *dlogits, int n);
+void nnl_model_zero_grad(nnl_model *m);
+/* Normalises 8-bit CHW images into float input. */
+void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float *x);
+/* Training FLOPs of one sample (forward + backward, multiply-add = 2 FLOPs). */
+double nnl_model_train_flops(const nnl_model *m);
+
+/* Parses a model file image held in memory (what nnl_model_load reads). */
+int nnl_model_from_memory(nnl_model **out, const uint8_t *data, size_t size);
+
+/* Softmax cross-entropy, mean over the batch. Hard labels (soft == NULL) or soft targets
+ * (n x k, rows summing to 1); label smoothing eps mixes targets with uniform.
+ * Writes dlogits = d(mean loss)/d(logits) if dlogits != NULL and counts correct
+ * arg-max predictions (hard labels, or arg-max of soft) into *correct. Returns the mean loss. */
+double nnl_softmax_xent(const float *logits, const int32_t *labels, const float *soft, int n,
+                        int k, float smoothing, float *dlogits, int64_t *correct);
+
+#endif

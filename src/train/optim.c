@@ -1,0 +1,82 @@
+/* SGD (momentum, Nesterov, L2 weight decay) and Adam, as torch.optim defines them,
+ * so that a few steps match PyTorch on identical weights. */
+#include "optim.h"
+
+#include <math.h>
+#include <string.h>
+
+int nnl_optim_init(nnl_optim *o, size_t n, const nnl_train_opts *opts) {
+    memset(o, 0, sizeof *o);
+    o->kind = opts->optimizer;
+    if (o->kind != NNL_OPT_SGD && o->kind != NNL_OPT_ADAM)
+        return nnl_fail(NNL_ERR_ARG, "unknown optimizer %d", o->kind);
+    o->momentum = opts->momentum; o->weight_decay = opts->weight_decay;
+    o->beta1 = opts->beta1; o->beta2 = opts->beta2; o->eps = opts->eps;
+    o->nesterov = opts->nesterov;
+    o->n = n;
+    o->m = nnl_alloc(n * sizeof(float));
+    if (o->kind == NNL_OPT_ADAM) o->v = nnl_alloc(n * sizeof(float));
+    if (!o->m || (o->kind == NNL_OPT_ADAM && !o->v)) {
+        nnl_optim_free(o);
+        return nnl_fail(NNL_ERR_NOMEM, "out of memory for the optimizer state");
+    }
+    return NNL_OK;
+}
+
+void nnl_optim_free(nnl_optim *o) {
+    nnl_free(o->m); nnl_free(o->v);
+    o->m = o->v = NULL;
+}
+
+void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
+    size_t n = o->n;
+    float wd = o->weight_decay, mu = o->momentum;
+    o->t++;
+    if (o->kind == NNL_OPT_SGD) {
+        /* torch: d = g + wd*p; buf = mu*buf + d (buf = d on the first step); p -= lr*(nesterov ? d + mu*buf : buf) */
+        int first = o->t == 1;
+        float *buf = o->m;
+        #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
+        for (size_t i = 0; i < n; i++) {
+            float d = grads[i] + wd * params[i];
+            if (mu != 0.0f) {
+                float b = first ? d : mu * buf[i] + d;
+                buf[i] = b;
+                d = o->nesterov ? d + mu * b : b;
+            }
+            params[i] -= lr * d;
+        }
+        return;
+    }
+    float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
+    float step = lr / bc1, sbc2 = sqrtf(bc2);
+    float *m = o->m, *v = o->v;
+    #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i] + wd * params[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+        params[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+    }
+}
+
+double nnl_schedule_lr(const nnl_train_opts *o, double epoch) {
+    double lr = o->lr;
+    if (o->warmup > 0.0f && epoch < o->warmup) return lr * (epoch + 1e-9) / o->warmup;
+    switch (o->schedule) {
+    case NNL_SCHED_STEP: {
+        int k = o->step_size > 0 ? (int)(epoch / o->step_size) : 0;
+        for (int i = 0; i < k; i++) lr *= o->gamma;
+        return lr;
+    }
+    case NNL_SCHED_COSINE: {
+        double w = o->warmup > 0.0f ? o->warmup : 0.0;
+        double span = o->epochs - w;
+        double t = span > 0 ? (epoch - w) / span : 1.0;
+        if (t > 1.0) t = 1.0;
+        return 0.5 * lr * (1.0 + cos(3.14159265358979323846 * t));
+    }
+    default: return lr;
+    }
+}

@@ -1,0 +1,23 @@
+/* Optimizers and learning-rate schedules, with PyTorch's semantics. */
+#ifndef NNL_OPTIM_H
+#define NNL_OPTIM_H
+
+#include "../core/core.h"
+
+typedef struct nnl_optim {
+    int kind;                /* NNL_OPT_SGD or NNL_OPT_ADAM */
+    float momentum, weight_decay, beta1, beta2, eps;
+    int nesterov;
+    size_t n;
+    float *m, *v;            /* SGD: momentum buffer in m; Adam: first and second moments */
+    int64_t t;               /* steps taken */
+} nnl_optim;
+
+int nnl_optim_init(nnl_optim *o, size_t n, const nnl_train_opts *opts);
+void nnl_optim_free(nnl_optim *o);
+/* One step: params -= update(grads) at learning rate lr. */
+void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr);
+/* Learning rate at a (fractional) epoch position for the options' schedule and warm-up. */
+double nnl_schedule_lr(const nnl_train_opts *o, double epoch);
+
+#endif

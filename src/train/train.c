@@ -1,0 +1,144 @@
+/* The training loop. Everything a batch needs is allocated before the first batch. */
+#include "batch.h"
+#include "optim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void nnl_train_opts_default(nnl_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 10;
+    o->batch = 128;
+    o->lr = 0.01f;
+    o->optimizer = NNL_OPT_SGD;
+    o->momentum = 0.9f;
+    o->weight_decay = 5e-4f;
+    o->beta1 = 0.9f; o->beta2 = 0.999f; o->eps = 1e-8f;
+    o->schedule = NNL_SCHED_COSINE;
+    o->step_size = 10;
+    o->gamma = 0.1f;
+    o->bn_momentum = 0.1f;
+    o->seed = 1;
+    o->compute_norm = 1;
+}
+
+static int check_opts(const nnl_train_opts *o) {
+    if (o->epochs < 1 || o->epochs > 100000) return nnl_fail(NNL_ERR_ARG, "epochs %d must be 1..100000", o->epochs);
+    if (o->batch < 1 || o->batch > 65536) return nnl_fail(NNL_ERR_ARG, "batch size %d must be 1..65536", o->batch);
+    if (!(o->lr > 0.0f) || !isfinite(o->lr)) return nnl_fail(NNL_ERR_ARG, "learning rate %g must be > 0", (double)o->lr);
+    if (!(o->momentum >= 0.0f && o->momentum < 1.0f)) return nnl_fail(NNL_ERR_ARG, "momentum %g must be in [0, 1)", (double)o->momentum);
+    if (!(o->weight_decay >= 0.0f)) return nnl_fail(NNL_ERR_ARG, "weight decay %g must be >= 0", (double)o->weight_decay);
+    if (o->nesterov && o->momentum == 0.0f) return nnl_fail(NNL_ERR_ARG, "Nesterov momentum needs a momentum > 0");
+    if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f)) return nnl_fail(NNL_ERR_ARG, "label smoothing %g must be in [0, 1)", (double)o->label_smoothing);
+    if (!(o->warmup >= 0.0f && o->warmup <= o->epochs)) return nnl_fail(NNL_ERR_ARG, "warm-up %g must be between 0 and the number of epochs", (double)o->warmup);
+    if (o->schedule < NNL_SCHED_CONSTANT || o->schedule > NNL_SCHED_COSINE) return nnl_fail(NNL_ERR_ARG, "unknown schedule %d", o->schedule);
+    if (o->augment_crop < 0 || o->augment_crop > 64) return nnl_fail(NNL_ERR_ARG, "crop padding %d must be 0..64", o->augment_crop);
+    return NNL_OK;
+}
+
+static int check_data(const nnl_model *m, const nnl_dataset *ds, const char *what) {
+    if (!ds || ds->n < 1) return nnl_fail(NNL_ERR_ARG, "the %s set is empty", what);
+    if (ds->c != m->input.c || ds->h != m->input.h || ds->w != m->input.w)
+        return nnl_fail(NNL_ERR_SHAPE, "the %s set has %dx%dx%d images but the model takes %dx%dx%d",
+                        what, ds->c, ds->h, ds->w, m->input.c, m->input.h, m->input.w);
+    if (ds->nclass > m->nclass)
+        return nnl_fail(NNL_ERR_SHAPE, "the %s set has %d classes but the model has %d outputs", what, ds->nclass, m->nclass);
+    return NNL_OK;
+}
+
+static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
+    nnl_rng r = nnl_rng_derive(seed, 0x5eed0000ULL + (uint64_t)epoch);
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)nnl_rng_below(&r, (uint64_t)i + 1);
+        int64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
+              const nnl_train_opts *o, nnl_train_result *res) {
+    int st;
+    if ((st = check_opts(o)) || (st = check_data(m, train, "training"))) return st;
+    if (test && (st = check_data(m, test, "test"))) return st;
+    int bs = o->batch < train->n ? o->batch : (int)train->n;
+    if ((st = nnl_model_prepare(m, bs))) return st;
+    if (o->compute_norm) {
+        float mean[NNL_MAX_CHANNELS], std[NNL_MAX_CHANNELS];
+        nnl_dataset_stats(train, mean, std);
+        for (int k = 0; k < train->c; k++) if (std[k] < 1e-6f) std[k] = 1.0f;
+        if ((st = nnl_model_set_norm(m, mean, std))) return st;
+    }
+    nnl_optim opt;
+    nnl_batcher b;
+    int64_t *perm = malloc((size_t)train->n * sizeof *perm);
+    float *dlogits = nnl_alloc((size_t)bs * m->nclass * sizeof(float));
+    if (!perm || !dlogits) { free(perm); nnl_free(dlogits); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
+    if ((st = nnl_optim_init(&opt, m->nparams, o))) { free(perm); nnl_free(dlogits); return st; }
+    if ((st = nnl_batcher_init(&b, bs, train))) { nnl_optim_free(&opt); free(perm); nnl_free(dlogits); return st; }
+
+    int64_t batches = (train->n + bs - 1) / bs;
+    double t0 = nnl_now(), test_acc = -1.0, loss_sum = 0.0;
+    int64_t correct = 0, seen = 0, total_seen = 0;
+    uint64_t step = 0;
+    for (int ep = 0; ep < o->epochs && st == NNL_OK; ep++) {
+        shuffle(perm, train->n, o->seed, ep);
+        loss_sum = 0.0; correct = 0; seen = 0;
+        uint64_t ep_seed = nnl_mix64(o->seed ^ (0xa0a0ULL + (uint64_t)ep));
+        for (int64_t bi = 0; bi < batches; bi++, step++) {
+            int n = (int)(train->n - bi * bs < bs ? train->n - bi * bs : bs);
+            nnl_batcher_fill(&b, train, perm + bi * bs, n, o->augment_crop, o->augment_flip, o->hooks, ep_seed);
+            nnl_model_normalize(m, b.px, n, m->acts[0]);
+            const float *z = nnl_model_forward(m, m->acts[0], n, 1, o->seed, step, o->bn_momentum);
+            double loss = nnl_softmax_xent(z, b.labels, b.has_soft ? b.soft : NULL, n, m->nclass,
+                                           o->label_smoothing, dlogits, &correct);
+            if (!isfinite(loss)) {
+                st = nnl_fail(NNL_ERR_NUMERIC, "training diverged at epoch %d, batch %lld: the loss is %g (try a lower --lr)",
+                              ep + 1, (long long)bi + 1, loss);
+                break;
+            }
+            nnl_model_zero_grad(m);
+            nnl_model_backward(m, dlogits, n);
+            double lr = nnl_schedule_lr(o, ep + (double)bi / batches);
+            nnl_optim_step(&opt, m->params, m->grads, (float)lr);
+            loss_sum += loss * n; seen += n; total_seen += n;
+            if (o->progress) {
+                double el = nnl_now() - t0, ips = total_seen / (el > 1e-9 ? el : 1e-9);
+                double left = (double)train->n * o->epochs - total_seen;
+                nnl_progress p = {ep + 1, o->epochs, bi + 1, batches, loss_sum / seen, (double)correct / seen,
+                                  ips, left / (ips > 0 ? ips : 1), lr, 0, -1.0, 0.0};
+                o->progress(&p, o->progress_user);
+            }
+        }
+        if (st) break;
+        double test_loss = 0.0;
+        if (test) {
+            nnl_eval ev;
+            if ((st = nnl_evaluate(m, test, o->eval_hooks, bs, &ev))) break;
+            test_acc = nnl_eval_accuracy(&ev);
+            test_loss = ev.loss;
+            nnl_eval_free(&ev);
+        }
+        if (o->progress) {
+            double el = nnl_now() - t0, ips = total_seen / (el > 1e-9 ? el : 1e-9);
+            double left = (double)train->n * (o->epochs - ep - 1);
+            nnl_progress p = {ep + 1, o->epochs, batches, batches, loss_sum / seen, (double)correct / seen,
+                              ips, left / (ips > 0 ? ips : 1), nnl_schedule_lr(o, ep + 1.0), 1, test_acc, test_loss};
+            o->progress(&p, o->progress_user);
+        }
+    }
+    double secs = nnl_now() - t0;
+    if (res) {
+        res->final_loss = seen ? loss_sum / seen : 0.0;
+        res->final_acc = seen ? (double)correct / seen : 0.0;
+        res->test_acc = test_acc;
+        res->seconds = secs;
+        res->images_per_s = total_seen / (secs > 1e-9 ? secs : 1e-9);
+    }
+    nnl_batcher_free(&b);
+    nnl_optim_free(&opt);
+    free(perm);
+    nnl_free(dlogits);
+    return st;
+}
