@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const nnl_command *const commands[] = {
     &nnl_cmd_train, &nnl_cmd_eval, &nnl_cmd_predict, &nnl_cmd_info,
@@ -45,14 +44,6 @@ static const nnl_command *find(const char *name) {
 /* OpenBLAS picks its kernels when it is loaded, before main runs; the only way to
  * give it the faster SkylakeX kernels on an AVX-512 CPU it does not recognise is to
  * set OPENBLAS_CORETYPE and start again. */
-static void maybe_reexec(char **argv) {
-    if (!nnl_blas_wants_skylakex() || getenv("NNL_NO_REEXEC")) return;
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    setenv("NNL_NO_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* If exec fails we simply run with the slower kernels. */
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -81,6 +72,6 @@ int main(int argc, char **argv) {
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { c->usage(stdout); return 0; }
-    maybe_reexec(argv);
+    nnl_blas_reexec(argv);
     return c->run(argc - 1, argv + 1);
 }

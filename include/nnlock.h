@@ -69,10 +69,15 @@ int nnl_get_threads(void);
  * OpenBLAS 0.3.21 mis-detects AMD Zen 5 and falls back to Haswell kernels; the
  * SkylakeX kernels are about 2x faster there. OpenBLAS reads OPENBLAS_CORETYPE
  * once, when it is loaded, so a program must set it before it starts. This
- * returns 1 when the CPU has AVX-512F and OPENBLAS_CORETYPE is unset, i.e. when a
+ * returns 1 when the CPU has AVX-512F and OPENBLAS_CORETYPE is unset or names the
+ * Haswell fallback (some machine images export that), i.e. when a
  * program should set OPENBLAS_CORETYPE=SkylakeX and re-execute itself.
  */
 int nnl_blas_wants_skylakex(void);
+/* If nnl_blas_wants_skylakex(), sets OPENBLAS_CORETYPE=SkylakeX and re-executes the
+ * running program with argv (once: NNL_NO_REEXEC guards against loops). Returns only
+ * when nothing was done or the exec failed; programs then run with the slower kernels. */
+void nnl_blas_reexec(char **argv);
 
 /* ---------------------------------------------------------------- data */
 

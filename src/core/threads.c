@@ -5,6 +5,8 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 static int g_threads = 0;
 
@@ -20,8 +22,17 @@ int nnl_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threa
 int nnl_threads(void) { return nnl_get_threads(); }
 
 int nnl_blas_wants_skylakex(void) {
+    /* "Haswell" is what OpenBLAS falls back to on this CPU anyway, and some machine
+     * images export it; treat it like unset. Any other choice is the user's. */
     const char *e = getenv("OPENBLAS_CORETYPE");
-    if (e && *e) return 0;
+    if (e && *e && strcasecmp(e, "Haswell") != 0) return 0;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") ? 1 : 0;
+}
+
+void nnl_blas_reexec(char **argv) {
+    if (!nnl_blas_wants_skylakex() || getenv("NNL_NO_REEXEC")) return;
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("NNL_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
 }

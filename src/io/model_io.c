@@ -110,25 +110,27 @@ int nnl_model_save(const nnl_model *cm, const char *path) {
     return st;
 }
 
-static int parse_ints(const char *s, int *v, int n, const char *path, const char *key) {
+static int parse_ints(const char *text, int *v, int n, const char *path, const char *key) {
+    const char *s = text;
     for (int i = 0; i < n; i++) {
         char *end;
         errno = 0;
         long x = strtol(s, &end, 10);
         if (end == s || errno || x < 1 || x > 1000000 || (i < n - 1 ? *end != ',' : *end != 0))
-            return nnl_fail(NNL_ERR_FORMAT, "%s: metadata '%s' = '%s' is not %d positive integers", path, key, s, n);
+            return nnl_fail(NNL_ERR_FORMAT, "%s: metadata '%s' = '%s' must be %d comma-separated positive integer(s)", path, key, text, n);
         v[i] = (int)x;
         s = end + 1;
     }
     return NNL_OK;
 }
 
-static int parse_floats(const char *s, float *v, int n, const char *path, const char *key) {
+static int parse_floats(const char *text, float *v, int n, const char *path, const char *key) {
+    const char *s = text;
     for (int i = 0; i < n; i++) {
         char *end;
         v[i] = strtof(s, &end);
         if (end == s || (i < n - 1 ? *end != ',' : *end != 0))
-            return nnl_fail(NNL_ERR_FORMAT, "%s: metadata '%s' = '%s' is not %d numbers", path, key, s, n);
+            return nnl_fail(NNL_ERR_FORMAT, "%s: metadata '%s' = '%s' must be %d comma-separated number(s)", path, key, text, n);
         s = end + 1;
     }
     return NNL_OK;
