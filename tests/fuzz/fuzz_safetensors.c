@@ -2,13 +2,8 @@
  * libFuzzer target for the safetensors reader. Anything the reader accepts must be
  * writable, and what is written must read back to the same tensors and metadata and
  * serialise to the same bytes again (abort() otherwise, so libFuzzer reports it).
- *
- * The reader's source is compiled into this target (rather than only linked from
- * libnnlock, which is built without coverage instrumentation) so libFuzzer gets coverage
- * feedback from the parser itself. Its definitions satisfy every nnl_st_* reference, so
- * the archive's copy is never pulled in.
  */
-#include "../../src/io/safetensors.c"
+#include "io/safetensors.h"
 
 #include <stdlib.h>
 #include <string.h>
