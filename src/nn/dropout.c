@@ -32,7 +32,7 @@ static void dropout_backward(nnl_layer *L, const nnl_pass *P, const float *x, co
     (void)x; (void)y;
     if (!dx) return;
     size_t n = (size_t)P->n * nnl_shape_size(L->in);
-    if (L->p == 0.0f) { memcpy(dx, dy, n * sizeof(float)); return; }
+    if (!P->training || L->p == 0.0f) { memcpy(dx, dy, n * sizeof(float)); return; }
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 65536)
     for (size_t i = 0; i < n; i++) dx[i] = dy[i] * keep_scale(L, P, i);
 }

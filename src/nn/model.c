@@ -75,7 +75,9 @@ int nnl_model_init(nnl_model *m, uint64_t seed) {
 
 int nnl_model_prepare(nnl_model *m, int batch) {
     if (batch < 1) return nnl_fail(NNL_ERR_ARG, "batch size %d must be at least 1", batch);
-    if (batch <= m->max_batch) return NNL_OK;
+    /* Workspaces hold per-thread slices, so a new thread count needs new ones. */
+    if (batch <= m->max_batch && m->threads == nnl_threads()) return NNL_OK;
+    if (batch < m->max_batch) batch = m->max_batch;
     free_runtime(m);
     int nl = m->nlayers;
     m->acts = calloc((size_t)nl + 1, sizeof(float *));
@@ -118,6 +120,7 @@ int nnl_model_prepare(nnl_model *m, int batch) {
         L->dskip = L->src > 0 ? m->skipgrad[L->src] : NULL;
     }
     m->max_batch = batch;
+    m->threads = nnl_threads();
     return NNL_OK;
 nomem:
     free_runtime(m);
@@ -137,6 +140,9 @@ const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training
                                uint64_t step, float bn_momentum) {
     if (x != m->acts[0]) memcpy(m->acts[0], x, (size_t)n * nnl_shape_size(m->input) * sizeof(float));
     nnl_pass P = make_pass(m, n, training, seed, step, bn_momentum);
+    m->last_training = training;
+    m->last_seed = seed;
+    m->last_step = step;
     for (int i = 0; i < m->nlayers; i++)
         nnl_layer_ops_of(m->layers[i].kind)->forward(&m->layers[i], &P, m->acts[i], m->acts[i + 1]);
     return m->acts[m->nlayers];
@@ -146,7 +152,7 @@ void nnl_model_zero_grad(nnl_model *m) { memset(m->grads, 0, m->nparams * sizeof
 
 void nnl_model_backward(nnl_model *m, const float *dlogits, int n) {
     int nl = m->nlayers;
-    nnl_pass P = make_pass(m, n, 1, 0, 0, 0.0f);
+    nnl_pass P = make_pass(m, n, m->last_training, m->last_seed, m->last_step, 0.0f);
     for (int i = 1; i <= nl; i++)
         if (m->skipgrad[i]) memset(m->skipgrad[i], 0, (size_t)n * nnl_shape_size(m->layers[i - 1].out) * sizeof(float));
     memcpy(m->dacts[nl], dlogits, (size_t)n * m->nclass * sizeof(float));
@@ -275,6 +281,17 @@ const char *nnl_model_meta_get(const nnl_model *m, const char *key) {
         if (!strcmp(m->meta_keys[i], key)) return m->meta_vals[i];
     return NULL;
 }
+void nnl_model_meta_remove_prefix(nnl_model *m, const char *prefix) {
+    size_t n = strlen(prefix);
+    int j = 0;
+    for (int i = 0; i < m->nmeta; i++) {
+        if (!strncmp(m->meta_keys[i], prefix, n)) { free(m->meta_keys[i]); free(m->meta_vals[i]); continue; }
+        m->meta_keys[j] = m->meta_keys[i];
+        m->meta_vals[j++] = m->meta_vals[i];
+    }
+    m->nmeta = j;
+}
+
 int nnl_model_meta_count(const nnl_model *m) { return m->nmeta; }
 const char *nnl_model_meta_key(const nnl_model *m, int i) {
     return i >= 0 && i < m->nmeta ? m->meta_keys[i] : NULL;

@@ -22,6 +22,9 @@ struct nnl_model {
     char *meta_keys[NNL_MAX_META], *meta_vals[NNL_MAX_META];
     /* runtime, sized by nnl_model_prepare for batches up to max_batch */
     int max_batch;
+    int threads;             /* thread count the workspaces were sized for */
+    int last_training;       /* mode of the last forward pass, for backward */
+    uint64_t last_seed, last_step; /* dropout masks of the last forward pass */
     float **acts;            /* nlayers + 1: acts[0] input, acts[i + 1] output of layer i */
     float **dacts;           /* gradients of acts (dacts[0] unused) */
     float **skipgrad;        /* per activation: extra gradient from add layers, or NULL */
