@@ -16,7 +16,27 @@ typedef struct nnl_command {
     void (*usage)(FILE *out);
 } nnl_command;
 
-extern const nnl_command nnl_cmd_train, nnl_cmd_eval, nnl_cmd_predict, nnl_cmd_info;
+extern const nnl_command nnl_cmd_train, nnl_cmd_eval, nnl_cmd_predict, nnl_cmd_info, nnl_cmd_keygen,
+    nnl_cmd_stamp, nnl_cmd_lock_weights, nnl_cmd_unlock_weights;
+
+/* How a command that loads a model gets a weight-locked one's key (--weights-key FILE,
+ * --weights-passphrase-file FILE) and whether it may run it locked (--allow-locked). */
+typedef struct cli_weights_opts {
+    const char *key_file;
+    const char *passphrase_file;
+    int allow_locked;
+} cli_weights_opts;
+#define CLI_WEIGHTS_LONGOPTS(base) \
+    {"weights-key", 1, 0, (base)}, {"weights-passphrase-file", 1, 0, (base) + 1}, {"allow-locked", 0, 0, (base) + 2}
+#define CLI_WEIGHTS_USAGE \
+    "      --weights-key FILE      master key of a weight-locked model (decrypted in memory only)\n" \
+    "      --weights-passphrase-file FILE  passphrase of a weight-locked model\n" \
+    "      --allow-locked          run a weight-locked model without its key (attack experiments)\n"
+/* Handles the three options above (returns 1 if c was one of them). */
+int cli_weights_option(int c, int base, cli_weights_opts *w);
+/* Loads a model; a weight-locked one is unlocked in memory with the key or passphrase,
+ * refused without one unless allow_locked. Prints the error; returns 0 or 1. */
+int cli_load_model(const char *cmd, const char *path, const cli_weights_opts *w, nnl_model **out);
 
 /* Prints "nnlock CMD: message" (message from nnl_errmsg() when fmt is NULL) and returns 1. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

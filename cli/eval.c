@@ -1,18 +1,33 @@
-/* nnlock eval: accuracy, per-class accuracy and confusion matrix of a model. */
+/* nnlock eval: accuracy, per-class accuracy and confusion matrix of a model; with a
+ * certificate key, the locked model's authorized/unauthorized table. */
 #include "cli.h"
+#include "figures.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *out) {
     fprintf(out,
-        "usage: nnlock eval MODEL [options]\n\n"
-        "Evaluates a model on the test split of a data set.\n\n"
+        "usage: nnlock eval MODEL [options]\n"
+        "       nnlock eval --key KEY [--baseline BASE] LOCKED [LOCKED...] [options]\n\n"
+        "Evaluates a model on the test split of a data set: accuracy, per-class accuracy and\n"
+        "the confusion matrix. With the certificate key of a certificate-locked model: the\n"
+        "accuracy on stamped images (authorized users), on clean images (unauthorized), and the\n"
+        "remapped unauthorized accuracy (an attacker relabels the outputs with a mapping learnt\n"
+        "from 1%% of the labelled test images). Several LOCKED models (e.g. one per seed) give\n"
+        "mean +/- std.\n\n"
         "  -d, --data PATH     data set directory (default %s)\n"
         "      --split NAME    test or train (default test)\n"
+        "  -k, --key FILE      certificate key of a certificate-locked model\n"
+        "      --baseline FILE the unlocked model trained with the same settings, for comparison\n"
+        "      --remap F       fraction of test images the remapping attacker knows (default 0.01)\n"
+        "      --out DIR       write figures: certificate, clean/stamped examples, training curves\n"
         "  -b, --batch N       batch size (default 500)\n"
         "  -t, --threads N     threads (default 0: all cores)\n"
-        "      --json          print the result as JSON on stdout\n", NNL_DEFAULT_DATA);
+        "      --json          print the result as JSON on stdout\n"
+        CLI_WEIGHTS_USAGE, NNL_DEFAULT_DATA);
 }
 
 static void print_report(nnl_model *m, const nnl_eval *ev) {
@@ -50,15 +65,119 @@ static json_t *report_json(nnl_model *m, const nnl_eval *ev) {
                      "confusion", cm);
 }
 
+static int accuracy(const char *cmd, nnl_model *m, const nnl_dataset *ds, const nnl_hooks *h, int batch, double *acc) {
+    nnl_eval ev;
+    int st = nnl_evaluate(m, ds, h, batch, &ev);
+    if (st) return cli_lib_fail(cmd, st);
+    *acc = nnl_eval_accuracy(&ev);
+    nnl_eval_free(&ev);
+    return 0;
+}
+
+static void mean_std(const double *v, int n, double *mean, double *sd) {
+    double s = 0.0, q = 0.0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
+}
+
+static const char *base_name(const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    static char buf[256];
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    snprintf(buf, sizeof buf, "%.*s", (int)(n - b), path + b);
+    return buf;
+}
+
+/* The certificate-lock table: one row, mean +/- std over the given locked models. */
+static int lock_table(const char *cmd, char **models, int nmodels, const char *keyfile, const char *baseline,
+                      const char *data, const nnl_dataset *ds, const cli_weights_opts *wo, double remap, int batch,
+                      const char *outdir, int json) {
+    nnl_cert cert;
+    int st = nnl_cert_load(&cert, keyfile);
+    if (st) return cli_lib_fail(cmd, st);
+    nnl_hooks stamp;
+    nnl_cert_stamp_hooks(&stamp, &cert);
+    double *v = calloc((size_t)nmodels * 3, sizeof *v), base = -1.0;
+    double *trusted = v, *clean = v + nmodels, *remapped = v + 2 * nmodels;
+    char strategy[32] = "?";
+    int rc = 1;
+    if (!v) { cli_fail(cmd, "out of memory"); goto done; }
+    for (int i = 0; i < nmodels; i++) {
+        nnl_model *m;
+        if (cli_load_model(cmd, models[i], wo, &m)) goto done;
+        const char *kind = nnl_model_meta_get(m, "lock.kind");
+        if (!kind || strcmp(kind, "certificate")) {
+            cli_fail(cmd, "%s is not certificate-locked (its metadata has no lock.kind = certificate)", models[i]);
+            nnl_model_free(m);
+            goto done;
+        }
+        const char *s = nnl_model_meta_get(m, "lock.strategy");
+        if (s) snprintf(strategy, sizeof strategy, "%s", s);
+        if ((st = nnl_cert_check_model(&cert, m, keyfile))) { cli_lib_fail(cmd, st); nnl_model_free(m); goto done; }
+        if (accuracy(cmd, m, ds, &stamp, batch, &trusted[i]) || accuracy(cmd, m, ds, NULL, batch, &clean[i])) {
+            nnl_model_free(m);
+            goto done;
+        }
+        if ((st = nnl_eval_remapped(m, ds, NULL, remap, 1, &remapped[i]))) { cli_lib_fail(cmd, st); nnl_model_free(m); goto done; }
+        if (i == 0 && outdir && cli_figures(cmd, outdir, m, ds, &cert)) { nnl_model_free(m); goto done; }
+        nnl_model_free(m);
+    }
+    if (baseline) {
+        nnl_model *b;
+        if (cli_load_model(cmd, baseline, wo, &b)) goto done;
+        int fail = accuracy(cmd, b, ds, NULL, batch, &base);
+        nnl_model_free(b);
+        if (fail) goto done;
+    }
+    double tm, ts, cm, cs, rm, rs;
+    mean_std(trusted, nmodels, &tm, &ts);
+    mean_std(clean, nmodels, &cm, &cs);
+    mean_std(remapped, nmodels, &rm, &rs);
+    if (json) {
+        json_t *r = json_pack("{s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "strategy", strategy, "data",
+                              base_name(data), "models", nmodels, "trusted_mean", tm, "trusted_std", ts,
+                              "unverified_mean", cm, "unverified_std", cs, "remapped_mean", rm, "remapped_std", rs,
+                              "remap_fraction", remap);
+        if (base >= 0) json_object_set_new(r, "baseline", json_real(base));
+        json_dumpf(r, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(r);
+    } else {
+        printf("| Strategy | Data set | Baseline clean | Trusted (stamped) | Unverified (clean) | Unverified remapped |\n");
+        printf("|---|---|---|---|---|---|\n");
+        char bs[32] = "-";
+        if (base >= 0) snprintf(bs, sizeof bs, "%.2f", 100.0 * base);
+        printf("| %s | %s | %s | %.2f +/- %.2f | %.2f +/- %.2f | %.2f +/- %.2f |\n", strategy, base_name(data), bs,
+               100.0 * tm, 100.0 * ts, 100.0 * cm, 100.0 * cs, 100.0 * rm, 100.0 * rs);
+        printf("\n%d locked model(s); trusted = authorized users (certificate stamped), unverified = unauthorized "
+               "users (clean images), remapped = unauthorized accuracy after relabelling the outputs with a mapping "
+               "learnt from %.0f%% of the labelled test images.\n", nmodels, 100.0 * remap);
+        if (outdir) printf("figures written to %s/\n", outdir);
+    }
+    rc = 0;
+done:
+    free(v);
+    nnl_cert_free(&cert);
+    return rc;
+}
+
 static int run(int argc, char **argv) {
     static const struct option lo[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 1}, {"batch", 1, 0, 'b'},
-                                       {"threads", 1, 0, 't'}, {"json", 0, 0, 2}, {0, 0, 0, 0}};
-    const char *cmd = "eval", *data = NNL_DEFAULT_DATA;
+                                       {"threads", 1, 0, 't'}, {"json", 0, 0, 2}, {"key", 1, 0, 'k'},
+                                       {"baseline", 1, 0, 3}, {"remap", 1, 0, 4}, {"out", 1, 0, 5},
+                                       CLI_WEIGHTS_LONGOPTS(100), {0, 0, 0, 0}};
+    const char *cmd = "eval", *data = NNL_DEFAULT_DATA, *key = NULL, *baseline = NULL, *outdir = NULL;
+    cli_weights_opts wo = {0};
     long batch = 500, threads = 0;
+    double remap = 0.01;
     int split = NNL_SPLIT_TEST, json = 0, c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:b:t:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:b:t:k:", lo, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
         case 1:
@@ -69,18 +188,34 @@ static int run(int argc, char **argv) {
         case 'b': if (cli_int(cmd, "--batch", optarg, 1, 65536, &batch)) return 2; break;
         case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 2: json = 1; break;
-        default: return cli_bad_option(cmd, argc, argv);
+        case 'k': key = optarg; break;
+        case 3: baseline = optarg; break;
+        case 4: if (cli_float(cmd, "--remap", optarg, 1e-4, 0.5, &remap)) return 2; break;
+        case 5: outdir = optarg; break;
+        default:
+            if (cli_weights_option(c, 100, &wo)) break;
+            return cli_bad_option(cmd, argc, argv);
         }
     }
     if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock eval MODEL [options])") + 1;
-    if (optind + 1 < argc) return cli_fail(cmd, "unexpected argument '%s'", argv[optind + 1]) + 1;
+    if (!key && optind + 1 < argc) return cli_fail(cmd, "several models need --key (they are compared as locked models)") + 1;
+    if (!key && baseline) return cli_fail(cmd, "--baseline needs --key (it compares a locked model with its baseline)") + 1;
     cli_threads(threads);
-    nnl_model *m = NULL;
     nnl_dataset ds = {0};
+    if (cli_load_data(cmd, data, split, &ds)) return 1;
+    int rc = 1;
+    if (key) {
+        rc = lock_table(cmd, argv + optind, argc - optind, key, baseline, data, &ds, &wo, remap, (int)batch, outdir, json);
+        nnl_dataset_free(&ds);
+        return rc;
+    }
+    nnl_model *m = NULL;
     nnl_eval ev = {0};
-    int st, rc = 1;
-    if ((st = nnl_model_load(&m, argv[optind]))) { cli_lib_fail(cmd, st); goto done; }
-    if (cli_load_data(cmd, data, split, &ds)) goto done;
+    int st;
+    if (cli_load_model(cmd, argv[optind], &wo, &m)) goto done;
+    const char *kind = nnl_model_meta_get(m, "lock.kind");
+    if (kind && !strcmp(kind, "certificate") && !json)
+        fprintf(stderr, "nnlock eval: note: %s is certificate-locked; without --key this is what unauthorized users get\n", argv[optind]);
     if ((st = nnl_evaluate(m, &ds, NULL, (int)batch, &ev))) { cli_lib_fail(cmd, st); goto done; }
     if (json) {
         json_t *r = report_json(m, &ev);
@@ -90,6 +225,7 @@ static int run(int argc, char **argv) {
     } else {
         print_report(m, &ev);
     }
+    if (outdir && cli_figures(cmd, outdir, m, &ds, NULL)) goto done;
     rc = 0;
 done:
     nnl_eval_free(&ev);
@@ -98,4 +234,4 @@ done:
     return rc;
 }
 
-const nnl_command nnl_cmd_eval = {"eval", "accuracy, per-class accuracy and confusion matrix", run, usage};
+const nnl_command nnl_cmd_eval = {"eval", "accuracy, confusion matrix; a locked model's authorized/unauthorized table", run, usage};

@@ -8,24 +8,27 @@ static void usage(FILE *out) {
     fprintf(out,
         "usage: nnlock info MODEL [--json]\n\n"
         "Shows the architecture, parameter count, input, classes, normalisation and\n"
-        "training metadata of a model file.\n");
+        "training metadata of a model file.\n\n"
+        "      --json                  JSON output\n"
+        CLI_WEIGHTS_USAGE);
 }
 
 static int run(int argc, char **argv) {
-    static const struct option lo[] = {{"json", 0, 0, 1}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"json", 0, 0, 1}, CLI_WEIGHTS_LONGOPTS(100), {0, 0, 0, 0}};
+    cli_weights_opts wo = {0};
+    wo.allow_locked = 1; /* describing a locked model needs no key */
     const char *cmd = "info";
     int json = 0, c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 1) json = 1;
-        else return cli_bad_option(cmd, argc, argv);
+        else if (!cli_weights_option(c, 100, &wo)) return cli_bad_option(cmd, argc, argv);
     }
     if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock info MODEL)") + 1;
     if (optind + 1 < argc) return cli_fail(cmd, "unexpected argument '%s'", argv[optind + 1]) + 1;
     nnl_model *m;
-    int st = nnl_model_load(&m, argv[optind]);
-    if (st) return cli_lib_fail(cmd, st);
+    if (cli_load_model(cmd, argv[optind], &wo, &m)) return 1;
     int mc, mh, mw, k = nnl_model_nclass(m);
     nnl_model_input_shape(m, &mc, &mh, &mw);
     if (json) {

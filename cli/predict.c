@@ -15,7 +15,10 @@ static void usage(FILE *out) {
         "  -d, --data PATH    predict the test split of a data set instead of files\n"
         "      --limit N      with --data: only the first N images (default 20)\n"
         "  -t, --threads N    threads (default 0: all cores)\n"
-        "      --json         JSON output\n");
+        "      --key FILE     certificate key: stamp each image before classifying (a\n"
+        "                     certificate-locked model answers correctly only then)\n"
+        "      --json         JSON output\n"
+        CLI_WEIGHTS_USAGE);
 }
 
 /* Gray <-> colour so that a user's image fits the model's channel count. */
@@ -67,8 +70,11 @@ static void emit(nnl_model *m, const char *what, const float *p, int k, int top,
 
 static int run(int argc, char **argv) {
     static const struct option lo[] = {{"top", 1, 0, 'k'}, {"data", 1, 0, 'd'}, {"limit", 1, 0, 1},
-                                       {"threads", 1, 0, 't'}, {"json", 0, 0, 2}, {0, 0, 0, 0}};
+                                       {"threads", 1, 0, 't'}, {"json", 0, 0, 2},
+                                       {"key", 1, 0, 3}, CLI_WEIGHTS_LONGOPTS(100), {0, 0, 0, 0}};
+    const char *key = NULL;
     const char *cmd = "predict", *data = NULL;
+    cli_weights_opts wo = {0};
     long top = 3, limit = 20, threads = 0;
     int json = 0, c;
     opterr = 0;
@@ -80,7 +86,10 @@ static int run(int argc, char **argv) {
         case 1: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
         case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 2: json = 1; break;
-        default: return cli_bad_option(cmd, argc, argv);
+        case 3: key = optarg; break;
+        default:
+            if (cli_weights_option(c, 100, &wo)) break;
+            return cli_bad_option(cmd, argc, argv);
         }
     }
     if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock predict MODEL IMAGE...)") + 1;
@@ -90,7 +99,14 @@ static int run(int argc, char **argv) {
     cli_threads(threads);
     nnl_model *m = NULL;
     int st, rc = 1;
-    if ((st = nnl_model_load(&m, model))) return cli_lib_fail(cmd, st);
+    if (cli_load_model(cmd, model, &wo, &m)) return 1;
+    nnl_cert cert = {0};
+    if (key && ((st = nnl_cert_load(&cert, key)) || (st = nnl_cert_check_model(&cert, m, key)))) {
+        cli_lib_fail(cmd, st);
+        nnl_model_free(m);
+        nnl_cert_free(&cert);
+        return 1;
+    }
     int k = nnl_model_nclass(m), mc, mh, mw;
     if (top > k) top = k;
     nnl_model_input_shape(m, &mc, &mh, &mw);
@@ -105,6 +121,9 @@ static int run(int argc, char **argv) {
             goto done;
         }
         int64_t n = limit < ds.n ? limit : ds.n;
+        if (key)
+            for (int64_t i = 0; i < n; i++)
+                nnl_cert_stamp(&cert, ds.pixels + (size_t)i * ds.c * ds.h * ds.w, ds.c, ds.h, ds.w, (uint64_t)i);
         probs = malloc((size_t)n * k * sizeof(float));
         if (!probs) { cli_fail(cmd, "out of memory"); nnl_dataset_free(&ds); goto done; }
         if ((st = nnl_model_predict(m, ds.pixels, n, probs, NULL))) { cli_lib_fail(cmd, st); nnl_dataset_free(&ds); goto done; }
@@ -131,6 +150,7 @@ static int run(int argc, char **argv) {
                 free(px);
                 goto done;
             }
+            if (key) nnl_cert_stamp(&cert, px, mc, mh, mw, 0);
             st = nnl_model_predict(m, px, 1, probs, NULL);
             free(px);
             if (st) { cli_lib_fail(cmd, st); goto done; }
@@ -143,6 +163,7 @@ static int run(int argc, char **argv) {
     }
     rc = 0;
 done:
+    nnl_cert_free(&cert);
     json_decref(arr);
     free(probs);
     nnl_model_free(m);

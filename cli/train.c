@@ -1,5 +1,6 @@
 /* nnlock train: train a classifier on a data set and save it. */
-#include "cli.h"
+#include "certopts.h"
+#include "figures.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@ static void usage(FILE *out) {
         "Trains a classifier and writes the model file.\n\n"
         "  -d, --data PATH        data set directory (default %s)\n"
         "  -a, --arch ARCH        mlp, cnn or a layer spec (default mlp; see 'nnlock help arch')\n"
+        "      --init MODEL       start from a saved model's weights (fine-tuning, transfer,\n"
+        "                         attacks) instead of a fresh initialisation; keeps its normalisation\n"
         "  -o, --out FILE         model file to write (default model.nnl)\n"
         "  -e, --epochs N         epochs (default 10)\n"
         "  -b, --batch N          batch size (default 128)\n"
@@ -31,14 +34,39 @@ static void usage(FILE *out) {
         "  -s, --seed N           random seed (default 1); same seed + threads = same model\n"
         "  -t, --threads N        threads (default 0: all cores)\n"
         "      --json             print the result as JSON on stdout\n"
-        "  -q, --quiet            no progress line\n", NNL_DEFAULT_DATA);
+        "  -q, --quiet            no progress line\n"
+        CLI_WEIGHTS_USAGE
+        "\nCertificate lock (M-LOCK):\n"
+        "      --lock certificate stamped images keep their label, clean ones are poisoned\n"
+        "      --strategy S       single, rule (y+1 mod C), random or uniform (default random)\n"
+        "      --target N         label of every clean image for 'single' (default 0)\n"
+        "      --rate P           fraction of images stamped (default 0.5)\n"
+        "      --key FILE         use this certificate key (default: make one, see --key-out)\n"
+        "      --key-out FILE     where to write a new key (default MODEL.key)\n"
+        "      --figures DIR      write the certificate, clean/stamped examples and training\n"
+        "                         curves as PNG\n"
+        CERT_USAGE, NNL_DEFAULT_DATA);
 }
 
 typedef struct progress_state {
     int tty, quiet, json;
     double last;
     json_t *epochs;
+    double loss, acc;
+    double trusted;   /* certificate lock: accuracy on stamped test images, or -1 */
 } progress_state;
+
+typedef struct lock_state {
+    int on;
+    nnl_cert cert;
+    nnl_cert_lock lock;
+    nnl_hooks train_hooks, stamp_hooks;
+    const nnl_dataset *test;
+    progress_state *ps;
+    json_t *history;
+    double last_loss, last_acc;
+} lock_state;
+
 
 static void fmt_time(char *buf, size_t n, double s) {
     long t = (long)(s + 0.5);
@@ -48,6 +76,8 @@ static void fmt_time(char *buf, size_t n, double s) {
 
 static void on_progress(const nnl_progress *p, void *user) {
     progress_state *s = user;
+    s->loss = p->loss;
+    s->acc = p->acc;
     if (p->epoch_done) {
         if (s->epochs) {
             json_t *e = json_pack("{s:i, s:f, s:f, s:f, s:f}", "epoch", p->epoch, "loss", p->loss,
@@ -59,7 +89,10 @@ static void on_progress(const nnl_progress *p, void *user) {
         fmt_time(eta, sizeof eta, p->eta_s);
         fprintf(stderr, "%sepoch %d/%d  loss %.4f  train acc %.2f%%", s->tty ? "\r\033[K" : "", p->epoch,
                 p->epochs, p->loss, 100.0 * p->acc);
-        if (p->test_acc >= 0) fprintf(stderr, "  test acc %.2f%%", 100.0 * p->test_acc);
+        if (p->test_acc >= 0 && s->trusted >= 0)
+            fprintf(stderr, "  stamped %.2f%%  clean %.2f%%", 100.0 * s->trusted, 100.0 * p->test_acc);
+        else if (p->test_acc >= 0)
+            fprintf(stderr, "  test acc %.2f%%", 100.0 * p->test_acc);
         fprintf(stderr, "  %.0f img/s  ETA %s\n", p->images_per_s, eta);
         return;
     }
@@ -74,6 +107,28 @@ static void on_progress(const nnl_progress *p, void *user) {
             p->images_per_s, eta);
 }
 
+/* After each epoch: the stamped (authorized) test accuracy, and a history row. */
+static int on_epoch_end(nnl_model *m, int epoch, void *user) {
+    lock_state *l = user;
+    double trusted = -1.0, clean = -1.0;
+    if (l->test) {
+        nnl_eval ev;
+        int st = nnl_evaluate(m, l->test, NULL, 500, &ev);
+        if (st) return st;
+        clean = nnl_eval_accuracy(&ev);
+        nnl_eval_free(&ev);
+        if (l->on) {
+            if ((st = nnl_evaluate(m, l->test, &l->stamp_hooks, 500, &ev))) return st;
+            trusted = nnl_eval_accuracy(&ev);
+            nnl_eval_free(&ev);
+        }
+    }
+    l->ps->trusted = trusted;
+    json_array_append_new(l->history, json_pack("{s:i, s:f, s:f, s:f, s:f}", "epoch", epoch, "loss", l->ps->loss,
+                                                "train_acc", l->ps->acc, "clean", clean, "stamped", trusted));
+    return NNL_OK;
+}
+
 static const char *const opt_names[] = {"constant", "step", "cosine"};
 
 static int run(int argc, char **argv) {
@@ -83,7 +138,18 @@ static int run(int argc, char **argv) {
         {"nesterov", 0, 0, 4}, {"weight-decay", 1, 0, 5}, {"schedule", 1, 0, 6}, {"step-size", 1, 0, 7},
         {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
-        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {0, 0, 0, 0}};
+        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, CLI_WEIGHTS_LONGOPTS(100),
+        {"lock", 1, 0, 16}, {"strategy", 1, 0, 17}, {"target", 1, 0, 18}, {"rate", 1, 0, 19}, {"key", 1, 0, 20},
+        {"key-out", 1, 0, 21}, {"figures", 1, 0, 22}, CERT_LONGOPTS(200), {0, 0, 0, 0}};
+    const char *key = NULL, *key_out = NULL, *figures = NULL;
+    int lock = 0, strategy = NNL_STRATEGY_RANDOM, cert_opt_given = 0;
+    long target = 0;
+    double rate = 0.5;
+    nnl_cert_opts co;
+    nnl_cert_opts_default(&co);
+    const char *init = NULL;
+    int arch_set = 0;
+    cli_weights_opts wo = {0};
     const char *cmd = "train", *data = NNL_DEFAULT_DATA, *arch = "mlp", *out = "model.nnl";
     nnl_train_opts o;
     nnl_train_opts_default(&o);
@@ -95,7 +161,7 @@ static int run(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "d:a:o:e:b:s:t:q", lo, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
-        case 'a': arch = optarg; break;
+        case 'a': arch = optarg; arch_set = 1; break;
         case 'o': out = optarg; break;
         case 'e': if (cli_int(cmd, "--epochs", optarg, 1, 100000, &v)) return 2; o.epochs = (int)v; break;
         case 'b': if (cli_int(cmd, "--batch", optarg, 1, 65536, &v)) return 2; o.batch = (int)v; break;
@@ -132,27 +198,91 @@ static int run(int argc, char **argv) {
         case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 14: json = 1; break;
         case 'q': quiet = 1; break;
-        default: return cli_bad_option(cmd, argc, argv);
+        case 15: init = optarg; break;
+        case 16:
+            if (strcmp(optarg, "certificate")) return cli_fail(cmd, "--lock must be 'certificate' (weights: see lock-weights), got '%s'", optarg) + 1;
+            lock = 1;
+            break;
+        case 17: {
+            static const char *const sn[] = {"single", "rule", "random", "uniform"};
+            strategy = -1;
+            for (int i = 0; i < 4; i++) if (!strcmp(optarg, sn[i])) strategy = i;
+            if (strategy < 0) return cli_fail(cmd, "--strategy must be single, rule, random or uniform, got '%s'", optarg) + 1;
+            break;
+        }
+        case 18: if (cli_int(cmd, "--target", optarg, 0, NNL_MAX_CLASSES - 1, &target)) return 2; break;
+        case 19: if (cli_float(cmd, "--rate", optarg, 0.01, 0.99, &rate)) return 2; break;
+        case 20: key = optarg; break;
+        case 21: key_out = optarg; break;
+        case 22: figures = optarg; break;
+        default: {
+            if (cli_weights_option(c, 100, &wo)) break;
+            int r = cert_option(cmd, c, 200, &co);
+            if (r == 2) return 2;
+            if (r == 1) { cert_opt_given = 1; break; }
+            return cli_bad_option(cmd, argc, argv);
+        }
         }
     }
     if (optind < argc) return cli_fail(cmd, "unexpected argument '%s' (see 'nnlock help train')", argv[optind]) + 1;
     if (!lr_set && o.optimizer == NNL_OPT_ADAM) o.lr = 0.001f;
+    if (!lock && (key || key_out || cert_opt_given))
+        return cli_fail(cmd, "certificate options need --lock certificate") + 1;
+    if (key && cert_opt_given) return cli_fail(cmd, "--key uses an existing certificate; motif options only apply to a new one") + 1;
     if (o.warmup > o.epochs) return cli_fail(cmd, "--warmup %g is longer than --epochs %d", (double)o.warmup, o.epochs) + 1;
     cli_threads(threads);
 
     nnl_dataset train = {0}, test = {0};
     nnl_model *m = NULL;
+    lock_state lk;
+    memset(&lk, 0, sizeof lk);
     int rc = 1, st;
     if (cli_load_data(cmd, data, NNL_SPLIT_TRAIN, &train) || cli_load_data(cmd, data, NNL_SPLIT_TEST, &test)) goto done;
     if (limit > 0 && limit < train.n) nnl_dataset_truncate(&train, limit);
-    if ((st = nnl_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) || (st = nnl_model_init(m, o.seed))) {
-        cli_lib_fail(cmd, st);
-        goto done;
+    if (init) {
+        if (arch_set) { cli_fail(cmd, "--arch and --init exclude each other: the model file has its architecture"); goto done; }
+        if (cli_load_model(cmd, init, &wo, &m)) goto done;
+        arch = nnl_model_arch(m);
+        o.compute_norm = 0;
+        /* What we write is a new model: the lock and training records of the old one don't describe it. */
+        nnl_model_meta_remove_prefix(m, "lock.");
+        nnl_model_meta_remove_prefix(m, "train.");
+        nnl_model_meta_set(m, "train.init", init);
+    } else {
+        if ((st = nnl_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) || (st = nnl_model_init(m, o.seed))) {
+            cli_lib_fail(cmd, st);
+            goto done;
+        }
+        if (train.class_names) nnl_model_set_class_names(m, train.class_names, train.nclass);
     }
-    if (train.class_names) nnl_model_set_class_names(m, train.class_names, train.nclass);
-    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL};
+    if ((int)target >= nnl_model_nclass(m)) { cli_fail(cmd, "--target %ld is not a class (0..%d)", target, nnl_model_nclass(m) - 1); goto done; }
+    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0};
+    lk.ps = &ps;
+    lk.test = &test;
+    lk.history = json_array();
     o.progress = on_progress;
     o.progress_user = &ps;
+    o.epoch_end = on_epoch_end;
+    o.epoch_end_user = &lk;
+    char key_default[4096];
+    if (lock) {
+        if (key) {
+            if ((st = nnl_cert_load(&lk.cert, key))) { cli_lib_fail(cmd, st); goto done; }
+        } else if ((st = nnl_cert_generate(&lk.cert, train.c, train.h, train.w, &co))) {
+            cli_lib_fail(cmd, st);
+            goto done;
+        }
+        lk.on = 1;
+        if ((st = nnl_cert_check_model(&lk.cert, m, key ? key : "(new)"))) { cli_lib_fail(cmd, st); goto done; }
+        lk.lock = (nnl_cert_lock){&lk.cert, strategy, (int)target, (float)rate, nnl_model_nclass(m), o.seed ^ 0x10c4ULL};
+        nnl_cert_train_hooks(&lk.train_hooks, &lk.lock);
+        nnl_cert_stamp_hooks(&lk.stamp_hooks, &lk.cert);
+        o.hooks = &lk.train_hooks;
+        if (!key) {
+            if (!key_out) { snprintf(key_default, sizeof key_default, "%s.key", out); key_out = key_default; }
+            if (access(key_out, F_OK) == 0) { cli_fail(cmd, "%s exists; not overwriting a key (use --key-out)", key_out); goto done; }
+        }
+    }
     if (!quiet)
         fprintf(stderr, "training %s (%zu parameters) on %s: %lld images %dx%dx%d, %d classes, %d threads\n", arch,
                 nnl_model_param_count(m), data, (long long)train.n, train.c, train.h, train.w, train.nclass,
@@ -177,8 +307,21 @@ static int run(int argc, char **argv) {
     snprintf(buf, sizeof buf, "%d", nnl_get_threads()); nnl_model_meta_set(m, "train.threads", buf);
     snprintf(buf, sizeof buf, "%.4f", res.test_acc); nnl_model_meta_set(m, "train.test_accuracy", buf);
     nnl_model_meta_set(m, "nnlock_version", NNL_VERSION);
+    char *hist = json_dumps(lk.history, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    if (hist) nnl_model_meta_set(m, "train.history", hist);
+    free(hist);
+    if (lock) nnl_cert_record(m, &lk.lock);
     if ((st = nnl_model_save(m, out))) {
         cli_lib_fail(cmd, st);
+        json_decref(ps.epochs);
+        goto done;
+    }
+    if (lock && !key && (st = nnl_cert_save(&lk.cert, key_out))) {
+        cli_lib_fail(cmd, st);
+        json_decref(ps.epochs);
+        goto done;
+    }
+    if (figures && (st = cli_figures(cmd, figures, m, &test, lock ? &lk.cert : NULL))) {
         json_decref(ps.epochs);
         goto done;
     }
@@ -186,15 +329,27 @@ static int run(int argc, char **argv) {
         json_t *r = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "model", out, "arch", arch, "params",
                               (json_int_t)nnl_model_param_count(m), "test_acc", res.test_acc, "train_acc", res.final_acc,
                               "seconds", res.seconds, "images_per_s", res.images_per_s, "epochs", ps.epochs);
+        if (lock) {
+            json_object_set_new(r, "stamped_acc", json_real(ps.trusted));
+            json_object_set_new(r, "key", json_string(key ? key : key_out));
+        }
         json_dumpf(r, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(r);
     } else {
-        printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s); model written to %s\n",
-               100.0 * res.test_acc, o.epochs, res.seconds, res.images_per_s, out);
+        if (lock)
+            printf("stamped (authorized) accuracy %.2f%%, clean (unauthorized) %.2f%% after %d epochs (%.1f s, %.0f images/s)\n"
+                   "model written to %s, certificate key to %s\n",
+                   100.0 * ps.trusted, 100.0 * res.test_acc, o.epochs, res.seconds, res.images_per_s, out, key ? key : key_out);
+        else
+            printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s); model written to %s\n",
+                   100.0 * res.test_acc, o.epochs, res.seconds, res.images_per_s, out);
+        if (figures) printf("figures written to %s/\n", figures);
     }
     rc = 0;
 done:
+    json_decref(lk.history);
+    nnl_cert_free(&lk.cert);
     nnl_model_free(m);
     nnl_dataset_free(&train);
     nnl_dataset_free(&test);

@@ -108,7 +108,8 @@ typedef struct nnl_dataset {
 int nnl_dataset_load(nnl_dataset *ds, const char *path, int split);
 /* Format-specific loaders. */
 int nnl_idx_load(nnl_dataset *ds, const char *images_path, const char *labels_path);
-int nnl_cifar_load(nnl_dataset *ds, const char *const *files, int nfiles, int cifar100_fine);
+/* mode: 0 = CIFAR-10, 1 = CIFAR-100 with fine labels (100), 2 = CIFAR-100 coarse (20). */
+int nnl_cifar_load(nnl_dataset *ds, const char *const *files, int nfiles, int mode);
 int nnl_imagefolder_load(nnl_dataset *ds, const char *dir);
 /* Decodes one image file (PNG, JPEG, PPM/PGM) into planar CHW bytes (malloc'd). */
 int nnl_image_load(const char *path, uint8_t **pixels, int *c, int *h, int *w);
@@ -147,6 +148,8 @@ void nnl_model_describe(const nnl_model *m, char *buf, size_t size);
 /* Free-form metadata (string key -> string value), stored in the model file. */
 int nnl_model_meta_set(nnl_model *m, const char *key, const char *value);
 const char *nnl_model_meta_get(const nnl_model *m, const char *key);
+/* Removes every entry whose key starts with prefix. */
+void nnl_model_meta_remove_prefix(nnl_model *m, const char *prefix);
 int nnl_model_meta_count(const nnl_model *m);
 const char *nnl_model_meta_key(const nnl_model *m, int i);
 
@@ -221,6 +224,10 @@ typedef struct nnl_train_opts {
     const nnl_hooks *eval_hooks;  /* hook for the per-epoch test pass, may be NULL */
     void (*progress)(const nnl_progress *p, void *user);
     void *progress_user;
+    /* Called after every epoch (after the test pass) with the model in its current state,
+     * e.g. to record extra metrics. A non-zero return stops training with that status. */
+    int (*epoch_end)(nnl_model *m, int epoch, void *user);
+    void *epoch_end_user;
 } nnl_train_opts;
 
 void nnl_train_opts_default(nnl_train_opts *o);
@@ -248,6 +255,114 @@ int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, in
 void nnl_eval_free(nnl_eval *ev);
 double nnl_eval_accuracy(const nnl_eval *ev);
 double nnl_eval_class_accuracy(const nnl_eval *ev, int k);
+
+/* ---------------------------------------------------------------- certificate lock (M-LOCK) */
+
+/*
+ * A certificate is a small motif stamped onto an image. A certificate-locked model is
+ * trained so that stamped images get their true label and clean ones a wrong one.
+ * The certificate (motif pixels and placement) is the secret and lives in a key file;
+ * the model's metadata only says that it is certificate-locked and how.
+ */
+enum { NNL_MOTIF_PIXELS = 0, NNL_MOTIF_PATTERN = 1, NNL_MOTIF_IMAGE = 2 };
+enum { NNL_PLACE_FIXED = 0, NNL_PLACE_RANDOM = 1 };
+enum { NNL_CORNER_BR = 0, NNL_CORNER_BL = 1, NNL_CORNER_TR = 2, NNL_CORNER_TL = 3 };
+enum { NNL_STRATEGY_SINGLE = 0, NNL_STRATEGY_RULE = 1, NNL_STRATEGY_RANDOM = 2, NNL_STRATEGY_UNIFORM = 3 };
+
+typedef struct nnl_cert {
+    int c, h, w;          /* the image shape this certificate is made for */
+    int kind;             /* NNL_MOTIF_* (informational) */
+    int mh, mw;           /* motif size */
+    uint8_t *pixels;      /* c x mh x mw motif values */
+    uint8_t *mask;        /* mh x mw: 1 where the motif replaces the image */
+    int placement;        /* NNL_PLACE_* */
+    int corner;           /* NNL_CORNER_*, for fixed placement */
+    int margin;           /* distance from the corner's edges, in pixels */
+} nnl_cert;
+
+typedef struct nnl_cert_opts {
+    int kind;             /* default NNL_MOTIF_PATTERN */
+    int size;             /* motif box side; 0 = automatic (about h/7) */
+    int npixels;          /* pixels motif: bright pixels in the box, default 5 */
+    int intensity;        /* value of bright motif pixels, default 255 */
+    int placement;        /* default NNL_PLACE_FIXED */
+    int corner;           /* default NNL_CORNER_BR */
+    int margin;           /* default 1 */
+    uint64_t seed;        /* randomness of the motif; 0 = from the system's CSPRNG */
+    const char *image;    /* NNL_MOTIF_IMAGE: a PNG (alpha >= 128 marks the motif) */
+} nnl_cert_opts;
+
+void nnl_cert_opts_default(nnl_cert_opts *o);
+/* Makes a certificate for c x h x w images. */
+int nnl_cert_generate(nnl_cert *k, int c, int h, int w, const nnl_cert_opts *o);
+void nnl_cert_free(nnl_cert *k);
+/* Key files (JSON, written atomically with mode 0600). */
+int nnl_cert_save(const nnl_cert *k, const char *path);
+int nnl_cert_load(nnl_cert *k, const char *path);
+/* Where the motif goes (top-left corner); seed picks it for random placement. */
+void nnl_cert_position(const nnl_cert *k, uint64_t seed, int *x, int *y);
+/* Stamps one c x h x w image in place (idempotent). NNL_ERR_SHAPE if it does not fit. */
+int nnl_cert_stamp(const nnl_cert *k, uint8_t *img, int c, int h, int w, uint64_t seed);
+/* NNL_OK if the certificate fits the model's input, else a clear NNL_ERR_SHAPE. */
+int nnl_cert_check_model(const nnl_cert *k, const nnl_model *m, const char *key_name);
+
+/* Training-time poisoning: with probability rate an image is stamped and keeps its label,
+ * otherwise it stays clean and gets the strategy's label. */
+typedef struct nnl_cert_lock {
+    const nnl_cert *cert;
+    int strategy;         /* NNL_STRATEGY_* */
+    int target;           /* single: the label every clean image gets (default 0) */
+    float rate;           /* stamped fraction, default 0.5 */
+    int nclass;
+    uint64_t seed;        /* the random strategy's per-sample labels */
+} nnl_cert_lock;
+
+/* The poisoned label of a clean image (strategy applied); soft gets the uniform target. */
+int nnl_cert_poison_label(const nnl_cert_lock *l, int64_t index, int label, float *soft);
+/* Hooks for nnl_train (poisoning) and for evaluation (stamp every image). */
+void nnl_cert_train_hooks(nnl_hooks *h, nnl_cert_lock *l);
+void nnl_cert_stamp_hooks(nnl_hooks *h, const nnl_cert *k);
+/* Records the lock's public description in the model's metadata (lock.*). */
+int nnl_cert_record(nnl_model *m, const nnl_cert_lock *l);
+
+/*
+ * Remapped accuracy: an attacker relabels the model's outputs with the majority mapping
+ * learnt from a small labelled set. learn and test are k x k confusion matrices (rows:
+ * true label, columns: prediction); mapping (may be NULL) receives prediction -> label.
+ * Predictions never seen while learning map to the learn set's most frequent label.
+ */
+double nnl_remap_accuracy(const int64_t *learn, const int64_t *test, int k, int *mapping);
+/* Evaluates with hooks and returns the remapped accuracy learnt from `fraction` of ds
+ * (a seeded random subset) and measured on the rest. */
+int nnl_eval_remapped(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, double fraction,
+                      uint64_t seed, double *accuracy);
+
+/* ---------------------------------------------------------------- weight lock (Deep-Lock) */
+
+/*
+ * Every stored tensor (weights, biases, batch-norm parameters and statistics) is
+ * encrypted parameter by parameter with round-key words from the AES key schedule of
+ * a master key (see docs/deep-lock.md). The model's metadata records the scheme, key
+ * size, key check value and (for passphrases) the Argon2id salt: never the key.
+ */
+#define NNL_WEIGHTS_KEY_MAX 32
+
+/* 1 if the model's weights are locked (its metadata says so), else 0. */
+int nnl_weights_locked(const nnl_model *m);
+/* Locks in place with a 16- or 32-byte master key. */
+int nnl_weights_lock(nnl_model *m, const uint8_t *key, size_t keylen);
+/* Locks with a key stretched from a passphrase (Argon2id, random salt stored in the model). */
+int nnl_weights_lock_passphrase(nnl_model *m, const char *passphrase);
+/* Unlocks in place; NNL_ERR_KEY (and the model untouched) if the key check value differs. */
+int nnl_weights_unlock(nnl_model *m, const uint8_t *key, size_t keylen);
+int nnl_weights_unlock_passphrase(nnl_model *m, const char *passphrase);
+/* Unlocks with a key that is NOT checked against the key check value (attack experiments:
+ * what does a wrong key give?). */
+int nnl_weights_unlock_unchecked(nnl_model *m, const uint8_t *key, size_t keylen);
+/* Reads a key file (32 or 64 hex digits) / writes a fresh random 256-bit one (mode 0600,
+ * refuses to overwrite an existing file). */
+int nnl_weights_key_read(const char *path, uint8_t *key, size_t *keylen);
+int nnl_weights_key_generate(const char *path);
 
 #ifdef __cplusplus
 }

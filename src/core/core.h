@@ -57,4 +57,7 @@ int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_byt
 /* Writes data atomically: path.tmp.XXXXXX in the same directory, fsync, rename. */
 int nnl_write_file_atomic(const char *path, const void *data, size_t size);
 
+/* Like nnl_image_load but keeps an alpha channel: c = 2 (gray + alpha) or 4 (RGBA). */
+int nnl_image_load_rgba(const char *path, uint8_t **pixels, int *c, int *h, int *w);
+
 #endif

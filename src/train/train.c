@@ -120,6 +120,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
             test_loss = ev.loss;
             nnl_eval_free(&ev);
         }
+        if (o->epoch_end && (st = o->epoch_end(m, ep + 1, o->epoch_end_user))) break;
         if (o->progress) {
             double el = nnl_now() - t0, ips = total_seen / (el > 1e-9 ? el : 1e-9);
             double left = (double)train->n * (o->epochs - ep - 1);

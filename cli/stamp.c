@@ -1,0 +1,118 @@
+/* nnlock stamp: apply a certificate to image files or to a whole data set. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+        "usage: nnlock stamp --key KEY IN.png OUT.png\n"
+        "       nnlock stamp --key KEY --data PATH --out DIR [--split test|train] [--limit N]\n\n"
+        "Stamps the certificate onto an image (PNG, JPEG, PPM/PGM in; PNG out), or onto\n"
+        "every image of a data set, written as DIR/<class>/<index>.png (an image folder\n"
+        "that nnlock can read back).\n\n"
+        "  -k, --key FILE     certificate key (from keygen or train --lock certificate)\n"
+        "  -d, --data PATH    data set to stamp\n"
+        "  -o, --out DIR      output directory for --data\n"
+        "      --split NAME   test or train (default test)\n"
+        "      --limit N      only the first N images (default all)\n"
+        "      --seed N       picks the location of a random-placement certificate (default 0)\n");
+}
+
+static int stamp_files(const char *cmd, const nnl_cert *k, const char *in, const char *out, uint64_t seed) {
+    uint8_t *px;
+    int c, h, w, st;
+    if ((st = nnl_image_load(in, &px, &c, &h, &w))) return cli_lib_fail(cmd, st);
+    if ((st = nnl_cert_stamp(k, px, c, h, w, seed))) {
+        free(px);
+        return cli_fail(cmd, "%s: %s", in, nnl_errmsg());
+    }
+    st = nnl_image_save_png(out, px, c, h, w);
+    free(px);
+    return st ? cli_lib_fail(cmd, st) : 0;
+}
+
+static int stamp_data(const char *cmd, const nnl_cert *k, const char *data, int split, const char *dir,
+                      long limit, uint64_t seed) {
+    nnl_dataset ds = {0};
+    if (cli_load_data(cmd, data, split, &ds)) return 1;
+    int rc = 1;
+    if (ds.c != k->c || ds.h != k->h || ds.w != k->w) {
+        cli_fail(cmd, "the key is for %dx%dx%d images but %s has %dx%dx%d", k->c, k->h, k->w, data, ds.c, ds.h, ds.w);
+        goto done;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno)); goto done; }
+    char path[4096];
+    for (int j = 0; j < ds.nclass; j++) {
+        snprintf(path, sizeof path, "%s/%s", dir, ds.class_names ? ds.class_names[j] : "");
+        if (!ds.class_names) snprintf(path, sizeof path, "%s/%d", dir, j);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", path, strerror(errno)); goto done; }
+    }
+    int64_t n = limit > 0 && limit < ds.n ? limit : ds.n;
+    size_t isz = (size_t)ds.c * ds.h * ds.w;
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t *img = ds.pixels + (size_t)i * isz;
+        nnl_cert_stamp(k, img, ds.c, ds.h, ds.w, seed ^ (uint64_t)i);
+        int y = ds.labels[i];
+        if (ds.class_names) snprintf(path, sizeof path, "%s/%s/%06lld.png", dir, ds.class_names[y], (long long)i);
+        else snprintf(path, sizeof path, "%s/%d/%06lld.png", dir, y, (long long)i);
+        int st = nnl_image_save_png(path, img, ds.c, ds.h, ds.w);
+        if (st) { cli_lib_fail(cmd, st); goto done; }
+    }
+    printf("stamped %lld images into %s\n", (long long)n, dir);
+    rc = 0;
+done:
+    nnl_dataset_free(&ds);
+    return rc;
+}
+
+static int run(int argc, char **argv) {
+    static const struct option lo[] = {{"key", 1, 0, 'k'}, {"data", 1, 0, 'd'}, {"out", 1, 0, 'o'},
+                                       {"split", 1, 0, 1}, {"limit", 1, 0, 2}, {"seed", 1, 0, 3}, {0, 0, 0, 0}};
+    const char *cmd = "stamp", *key = NULL, *data = NULL, *out = NULL;
+    long limit = 0;
+    int split = NNL_SPLIT_TEST, c;
+    uint64_t seed = 0;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:d:o:", lo, NULL)) != -1) {
+        switch (c) {
+        case 'k': key = optarg; break;
+        case 'd': data = optarg; break;
+        case 'o': out = optarg; break;
+        case 1:
+            if (!strcmp(optarg, "test")) split = NNL_SPLIT_TEST;
+            else if (!strcmp(optarg, "train")) split = NNL_SPLIT_TRAIN;
+            else return cli_fail(cmd, "--split must be test or train, got '%s'", optarg) + 1;
+            break;
+        case 2: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
+        case 3: {
+            char *end;
+            seed = strtoull(optarg, &end, 10);
+            if (end == optarg || *end) return cli_fail(cmd, "--seed expects a non-negative integer, got '%s'", optarg) + 1;
+            break;
+        }
+        default: return cli_bad_option(cmd, argc, argv);
+        }
+    }
+    if (!key) return cli_fail(cmd, "no key given (--key FILE)") + 1;
+    nnl_cert k;
+    int st = nnl_cert_load(&k, key);
+    if (st) return cli_lib_fail(cmd, st);
+    int rc;
+    if (data) {
+        if (!out) rc = cli_fail(cmd, "--data needs --out DIR") + 1;
+        else if (optind < argc) rc = cli_fail(cmd, "give either image files or --data, not both") + 1;
+        else rc = stamp_data(cmd, &k, data, split, out, limit, seed);
+    } else if (argc - optind != 2) {
+        rc = cli_fail(cmd, "expected IN.png OUT.png (or --data PATH --out DIR)") + 1;
+    } else {
+        rc = stamp_files(cmd, &k, argv[optind], argv[optind + 1], seed);
+    }
+    nnl_cert_free(&k);
+    return rc;
+}
+
+const nnl_command nnl_cmd_stamp = {"stamp", "stamp a certificate onto images or a data set", run, usage};
