@@ -1,0 +1,149 @@
+#!/bin/bash
+# Benchmark: PyTorch reference (tuned and out of the box) and, once it exists,
+# nnlock's bench_train, measured in the same run; prints a table and ratios.
+#
+# Usage: bench/run_bench.sh [build-dir]
+#   env: BUILD_DIR      build directory holding bench/bench_train (default: build)
+#        NNLOCK_BENCH   path of the nnlock benchmark binary (default: $BUILD_DIR/bench/bench_train)
+#        BENCH_SECONDS  timed seconds per case (default 3)
+#        BENCH_CASES    comma-separated cases (default: all of them, see torch_bench.py --help)
+#        BENCH_OUT      directory for the raw result files (default: a fresh temporary directory)
+#        SKIP_DEFAULT=1 skip the out-of-the-box PyTorch run
+#
+# Every benchmark prints lines `case=<name> images_per_s=<float> [key=value...]`
+# or `case=<name> value=<float>`; lines starting with '#' are comments.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3                     # Debian's python3 with python3-torch
+JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+THREADS=2
+BUILD_DIR=${1:-${BUILD_DIR:-$ROOT/build}}
+# --- nnlock side (placeholder until bench/bench_train.c lands) ----------------
+NNLOCK_BENCH=${NNLOCK_BENCH:-$BUILD_DIR/bench/bench_train}
+NNLOCK_ENV=()                           # e.g. (OMP_WAIT_POLICY=PASSIVE); nnlock picks its fast path itself
+# ------------------------------------------------------------------------------
+SECS=${BENCH_SECONDS:-3}
+CASES=${BENCH_CASES:-mlp_train,mlp_infer,cnn32_train,cnn32_infer,cnn28_train,cnn28_infer,mlp_rss,sgemm}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/nnlock-bench.XXXXXX)}
+mkdir -p "$OUT"
+
+# PyTorch at its best on this machine (see docs / issue 2 "Performance"):
+#  - OPENBLAS_CORETYPE=SkylakeX: OpenBLAS 0.3.21 mis-detects Zen 5 and uses Haswell kernels.
+#  - OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads must not spin against BLAS threads.
+#  - jemalloc, told never to give freed pages back (dirty/muzzy decay -1): on this VM the first
+#    touch of a fresh page costs ~11 us, and batch-1000 conv activations are >100 MB; with the
+#    default settings each batch re-faults them and the CNN runs several times slower.
+TUNED_ENV=(OPENBLAS_CORETYPE=SkylakeX OMP_WAIT_POLICY=PASSIVE LD_PRELOAD=$JEMALLOC
+           MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1)
+
+# Targets for nnlock/torch_tuned: "case op threshold" (op >= : higher is better, <= : lower is better).
+TARGETS='mlp_train >= 1.2
+cnn32_train >= 1.2
+cnn32_infer >= 1.2
+mlp_train_peak_rss_mb <= 0.5'
+
+run_torch_tuned() {     # $1: output file
+    env "${TUNED_ENV[@]}" "$PY" "$ROOT/bench/torch_bench.py" --threads "$THREADS" \
+        --seconds "$SECS" --cases "$CASES" >"$1"
+}
+
+run_torch_default() {   # $1: output file. As Debian installs it: no env, torch's own thread count.
+    env -u OPENBLAS_CORETYPE -u OMP_WAIT_POLICY -u OMP_NUM_THREADS -u LD_PRELOAD -u MALLOC_CONF \
+        "$PY" "$ROOT/bench/torch_bench.py" --default-threads \
+        --seconds "$SECS" --cases "$CASES" >"$1"
+}
+
+run_nnlock() {          # $1: output file. Same case names and output format as torch_bench.py.
+    env "${NNLOCK_ENV[@]}" "$NNLOCK_BENCH" --threads "$THREADS" --seconds "$SECS" \
+        --cases "$CASES" >"$1"
+}
+
+# value <file> <case>: the images_per_s (or value) of a case, empty if absent.
+value() {
+    awk -v c="$2" '
+        /^#/ { next }
+        { v = ""; name = ""
+          for (i = 1; i <= NF; i++) {
+              split($i, kv, "=")
+              if (kv[1] == "case") name = kv[2]
+              else if ((kv[1] == "images_per_s" || kv[1] == "value") && v == "") v = kv[2]
+          }
+          if (name == c) { print v; exit } }' "$1" 2>/dev/null
+}
+
+# cases_of <file>...: case names in order of first appearance.
+cases_of() {
+    awk '/^#/ { next } { for (i = 1; i <= NF; i++) if ($i ~ /^case=/) { n = substr($i, 6); if (!(n in s)) { s[n] = 1; print n } } }' "$@"
+}
+
+# print_torch_table <tuned file> <default file>
+print_torch_table() {
+    printf '%-24s %14s %14s %10s\n' case torch_tuned torch_default tuned/dflt
+    local c t d
+    for c in $(cases_of "$1" "$2"); do
+        t=$(value "$1" "$c"); d=$(value "$2" "$c")
+        awk -v c="$c" -v t="$t" -v d="$d" 'BEGIN {
+            r = (t != "" && d != "" && d + 0 > 0) ? sprintf("%.2f", t / d) : "-"
+            printf "%-24s %14s %14s %10s\n", c, (t == "" ? "-" : t), (d == "" ? "-" : d), r }'
+    done
+}
+
+# compare <nnlock file> <torch file>: case  nnlock  torch_tuned  ratio  target  PASS/FAIL
+# ratio = nnlock / torch; a case without a target prints "-" in the last two columns.
+# Returns 1 if any target fails.
+compare() {
+    local fail=0 c n t tgt line
+    printf '%-24s %12s %12s %8s %8s %6s\n' case nnlock torch_tuned ratio target result
+    for c in $(cases_of "$1" "$2"); do
+        n=$(value "$1" "$c"); t=$(value "$2" "$c")
+        tgt=$(printf '%s\n' "$TARGETS" | awk -v c="$c" '$1 == c { print $2, $3 }')
+        line=$(awk -v c="$c" -v n="$n" -v t="$t" -v tgt="$tgt" 'BEGIN {
+            split(tgt, g, " "); op = g[1]; th = g[2]
+            if (n == "" || t == "" || t + 0 == 0) { r = "-"; res = (tgt == "" ? "-" : "MISSING") }
+            else {
+                ratio = n / t; r = sprintf("%.2f", ratio)
+                if (tgt == "") res = "-"
+                else if (op == ">=") res = (ratio >= th) ? "PASS" : "FAIL"
+                else res = (ratio <= th) ? "PASS" : "FAIL"
+            }
+            printf "%-24s %12s %12s %8s %8s %6s\n", c, (n == "" ? "-" : n), (t == "" ? "-" : t), r,
+                   (tgt == "" ? "-" : op th), res }')
+        printf '%s\n' "$line"
+        case $line in *FAIL|*MISSING) fail=1 ;; esac
+    done
+    return $fail
+}
+
+echo "# nnlock benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# raw results in $OUT"
+
+echo "# running PyTorch tuned: ${TUNED_ENV[*]} --threads $THREADS" >&2
+run_torch_tuned "$OUT/torch_tuned.txt" || echo "# torch tuned run failed" >&2
+if [ "${SKIP_DEFAULT:-0}" != 1 ]; then
+    echo "# running PyTorch out of the box (no env, default thread count)" >&2
+    run_torch_default "$OUT/torch_default.txt" || echo "# torch default run failed" >&2
+else
+    : >"$OUT/torch_default.txt"
+fi
+
+grep '^#' "$OUT/torch_tuned.txt" "$OUT/torch_default.txt" | sed 's/^[^:]*\//# /'
+echo
+echo "PyTorch reference (images/s; best of 6 time slices; rss in MB)"
+print_torch_table "$OUT/torch_tuned.txt" "$OUT/torch_default.txt"
+
+status=0
+if [ -x "$NNLOCK_BENCH" ]; then
+    echo "# running nnlock: $NNLOCK_BENCH" >&2
+    if run_nnlock "$OUT/nnlock.txt"; then
+        echo
+        echo "nnlock against tuned PyTorch (same run)"
+        compare "$OUT/nnlock.txt" "$OUT/torch_tuned.txt" || status=1
+    else
+        echo "# nnlock benchmark failed" >&2; status=1
+    fi
+else
+    echo
+    echo "# nnlock benchmark $NNLOCK_BENCH not built yet: skipping the nnlock side"
+fi
+exit $status
