@@ -142,7 +142,7 @@ static int run(int argc, char **argv) {
         {"lock", 1, 0, 16}, {"strategy", 1, 0, 17}, {"target", 1, 0, 18}, {"rate", 1, 0, 19}, {"key", 1, 0, 20},
         {"key-out", 1, 0, 21}, {"figures", 1, 0, 22}, CERT_LONGOPTS(200), {0, 0, 0, 0}};
     const char *key = NULL, *key_out = NULL, *figures = NULL;
-    int lock = 0, strategy = NNL_STRATEGY_RANDOM, cert_opt_given = 0;
+    int lock = 0, strategy = NNL_STRATEGY_RANDOM, cert_opt_given = 0, lock_opt = 0;
     long target = 0;
     double rate = 0.5;
     nnl_cert_opts co;
@@ -204,14 +204,15 @@ static int run(int argc, char **argv) {
             lock = 1;
             break;
         case 17: {
+            cert_opt_given |= 1;
             static const char *const sn[] = {"single", "rule", "random", "uniform"};
             strategy = -1;
             for (int i = 0; i < 4; i++) if (!strcmp(optarg, sn[i])) strategy = i;
             if (strategy < 0) return cli_fail(cmd, "--strategy must be single, rule, random or uniform, got '%s'", optarg) + 1;
             break;
         }
-        case 18: if (cli_int(cmd, "--target", optarg, 0, NNL_MAX_CLASSES - 1, &target)) return 2; break;
-        case 19: if (cli_float(cmd, "--rate", optarg, 0.01, 0.99, &rate)) return 2; break;
+        case 18: if (cli_int(cmd, "--target", optarg, 0, NNL_MAX_CLASSES - 1, &target)) return 2; lock_opt = 1; break;
+        case 19: if (cli_float(cmd, "--rate", optarg, 0.01, 0.99, &rate)) return 2; lock_opt = 1; break;
         case 20: key = optarg; break;
         case 21: key_out = optarg; break;
         case 22: figures = optarg; break;
@@ -219,16 +220,16 @@ static int run(int argc, char **argv) {
             if (cli_weights_option(c, 100, &wo)) break;
             int r = cert_option(cmd, c, 200, &co);
             if (r == 2) return 2;
-            if (r == 1) { cert_opt_given = 1; break; }
+            if (r == 1) { cert_opt_given |= 2; break; }
             return cli_bad_option(cmd, argc, argv);
         }
         }
     }
     if (optind < argc) return cli_fail(cmd, "unexpected argument '%s' (see 'nnlock help train')", argv[optind]) + 1;
     if (!lr_set && o.optimizer == NNL_OPT_ADAM) o.lr = 0.001f;
-    if (!lock && (key || key_out || cert_opt_given))
+    if (!lock && (key || key_out || cert_opt_given || lock_opt))
         return cli_fail(cmd, "certificate options need --lock certificate") + 1;
-    if (key && cert_opt_given) return cli_fail(cmd, "--key uses an existing certificate; motif options only apply to a new one") + 1;
+    if (key && (cert_opt_given & 2)) return cli_fail(cmd, "--key uses an existing certificate; motif options only apply to a new one") + 1;
     if (o.warmup > o.epochs) return cli_fail(cmd, "--warmup %g is longer than --epochs %d", (double)o.warmup, o.epochs) + 1;
     cli_threads(threads);
 

@@ -1,0 +1,112 @@
+#!/bin/bash
+# The command line end to end on a tiny generated data set: train, eval, predict, info,
+# keygen, stamp and the certificate lock; and every bad input gets one line on stderr and a
+# non-zero exit. Usage: cli_basic.sh PATH/TO/nnlock
+set -u
+nnlock=$(readlink -f "${1:?path to nnlock}")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# A tiny IDX data set: class k has a bright 3x3 square at a class-specific place.
+/usr/bin/python3 - "$tmp/data" <<'PY'
+import gzip, os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d)
+random.seed(1)
+def make(n):
+    imgs, labels = bytearray(), bytearray()
+    for i in range(n):
+        k = i % 4
+        px = [random.randrange(60) for _ in range(144)]
+        for y in range(3 * k % 9, 3 * k % 9 + 3):
+            for x in range(2 * k, 2 * k + 3): px[y * 12 + x] = 250
+        imgs += bytes(px); labels.append(k)
+    return imgs, labels
+for name, n in (("train", 800), ("t10k", 200)):
+    imgs, labels = make(n)
+    with gzip.open(f"{d}/{name}-images-idx3-ubyte.gz", "wb") as f: f.write(struct.pack(">IIII", 0x803, n, 12, 12) + imgs)
+    with open(f"{d}/{name}-labels-idx1-ubyte", "wb") as f: f.write(struct.pack(">II", 0x801, n) + labels)
+PY
+
+# expect_fail NAME CMD...: non-zero exit, exactly one line on stderr, nothing on stdout.
+expect_fail() {
+    local name=$1; shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$? lines
+    lines=$(wc -l < "$tmp/err")
+    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ ! -s "$tmp/out" ] && grep -q '^nnlock' "$tmp/err"; then ok; echo "  ok ($name): $(cat "$tmp/err")"
+    else bad "$name: rc=$rc, $lines stderr lines: $(head -3 "$tmp/err")"; fi
+}
+expect_ok() {
+    local name=$1; shift
+    if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$name: $(tail -3 "$tmp/err")"; fi
+}
+
+cd "$tmp"
+expect_ok "help" "$nnlock" help
+expect_ok "help train" "$nnlock" help train
+grep -q -- "--epochs N" "$tmp/out" && grep -q "default 10" "$tmp/out" && ok || bad "help train shows no defaults"
+expect_ok "train --help" "$nnlock" train --help
+expect_ok "train" "$nnlock" train --data data --arch dense32,relu,dense --epochs 3 --quiet -o m.nnl
+grep -q "test accuracy" "$tmp/out" && ok || bad "train printed no accuracy"
+expect_ok "eval" "$nnlock" eval m.nnl --data data
+acc=$(sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
+awk -v a="$acc" 'BEGIN { exit !(a > 90) }' && ok || bad "eval accuracy $acc <= 90"
+expect_ok "eval --json" "$nnlock" eval m.nnl --data data --json
+/usr/bin/python3 -c "import json,sys; d=json.load(open('$tmp/out')); assert len(d['confusion'])==10 and d['n']==200" && ok || bad "eval --json"
+expect_ok "info" "$nnlock" info m.nnl
+grep -q "parameters:" "$tmp/out" && ok || bad "info shows no parameter count"
+expect_ok "predict --data" "$nnlock" predict m.nnl --data data --limit 5 --top 2
+[ "$(wc -l < "$tmp/out")" -eq 5 ] && ok || bad "predict printed $(wc -l < "$tmp/out") lines"
+
+# Same seed and threads: the same model file, byte for byte.
+expect_ok "train again" "$nnlock" train --data data --arch dense32,relu,dense --epochs 3 --quiet -o m2.nnl
+cmp -s m.nnl m2.nnl && ok || bad "same seed gave a different model file"
+
+# Certificate lock end to end.
+expect_ok "train locked" "$nnlock" train --data data --arch dense32,relu,dense --epochs 6 --quiet -o l.nnl \
+    --lock certificate --strategy rule --motif pattern --motif-size 3 --figures figs
+[ -f l.nnl.key ] && [ "$(stat -c %a l.nnl.key)" = 600 ] && ok || bad "no key file, or readable by others"
+for f in certificate examples accuracy loss; do [ -s "figs/$f.png" ] && ok || bad "figure $f.png missing"; done
+expect_ok "eval locked" "$nnlock" eval --data data --key l.nnl.key --baseline m.nnl l.nnl
+grep -q "| rule |" "$tmp/out" && ok || bad "eval table missing: $(cat "$tmp/out")"
+expect_ok "keygen" "$nnlock" keygen --shape 1x12x12 --motif pixels -o k.key
+expect_fail "keygen refuses to overwrite" "$nnlock" keygen --shape 1x12x12 -o k.key
+"$nnlock" stamp --key l.nnl.key --data data --out stamped --limit 8 >/dev/null 2>&1 && ok || bad "stamp --data"
+first=$(ls stamped/*/*.png | head -1)
+expect_ok "stamp file" "$nnlock" stamp --key l.nnl.key "$first" again.png
+cmp -s "$first" again.png && ok || bad "stamping a stamped image changed it"
+expect_ok "predict --key" "$nnlock" predict --key l.nnl.key l.nnl "$first"
+
+# Bad inputs: one line each, non-zero exit, nothing damaged.
+cp m.nnl keep.nnl
+expect_fail "unknown command" "$nnlock" frobnicate
+expect_fail "unknown option" "$nnlock" train --frobnicate
+expect_fail "bad number" "$nnlock" train --epochs ten
+expect_fail "negative lr" "$nnlock" train --lr -1
+expect_fail "missing data" "$nnlock" train --data "$tmp/nowhere" -o m.nnl
+expect_fail "bad arch" "$nnlock" train --data data --arch conv8k13,dense -o m.nnl
+cmp -s m.nnl keep.nnl && ok || bad "a failed train damaged the existing model"
+expect_fail "missing model" "$nnlock" eval nowhere.nnl --data data
+head -c 300 m.nnl > trunc.nnl
+expect_fail "truncated model" "$nnlock" eval trunc.nnl --data data
+printf 'garbage' > junk.nnl
+expect_fail "junk model" "$nnlock" info junk.nnl
+expect_fail "eval without model" "$nnlock" eval
+"$nnlock" keygen --shape 1x14x14 -o k14.key >/dev/null
+expect_fail "wrong-size key" "$nnlock" eval --data data --key k14.key l.nnl
+keyshape=$("$nnlock" keygen --shape 3x32x32 -o big.key 2>&1)
+expect_fail "key for other images" "$nnlock" predict --key big.key l.nnl "$first"
+expect_fail "model not locked" "$nnlock" eval --data data --key l.nnl.key m.nnl
+printf '{"type":"nnlock-certificate"' > broken.key
+expect_fail "corrupt key" "$nnlock" eval --data data --key broken.key l.nnl
+expect_fail "missing key" "$nnlock" eval --data data --key nowhere.key l.nnl
+expect_fail "image of the wrong size" "$nnlock" predict m.nnl figs/loss.png
+expect_fail "not an image" "$nnlock" predict m.nnl junk.nnl
+expect_fail "lock options without --lock" "$nnlock" train --data data --strategy rule -o x.nnl
+: "$keyshape"
+
+echo "cli_basic: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
