@@ -6,6 +6,7 @@
 #include "train/optim.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static double train_acc(const char *arch, int c, int h, int w, int opt, float lr) {
@@ -115,9 +116,33 @@ static void test_bad_options(void) {
     nnl_dataset_free(&tr);
 }
 
+/* The fresh backward (gradients written) equals zeroing + the accumulating backward. */
+static void test_backward_fresh(void) {
+    nnl_model *m = NULL;
+    CHECK(nnl_model_create(&m, "conv4k3p1,bn,relu,maxpool2,dense16,relu,dropout0.3,dense", 2, 8, 8, 3) == NNL_OK);
+    if (!m || nnl_model_prepare(m, 8)) return;
+    nnl_model_init(m, 2);
+    float x[8 * 2 * 8 * 8], dl[8 * 3];
+    nnl_rng r = {5};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = nnl_rng_normal(&r);
+    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) dl[i] = nnl_rng_normal(&r);
+    float *g1 = malloc(m->nparams * sizeof(float));
+    for (size_t i = 0; i < m->nparams; i++) m->grads[i] = 1e30f; /* stale values must not leak in */
+    nnl_model_forward(m, x, 8, 1, 9, 3, 0.1f);
+    nnl_model_backward_fresh(m, dl, 8);
+    memcpy(g1, m->grads, m->nparams * sizeof(float));
+    nnl_model_forward(m, x, 8, 1, 9, 3, 0.1f);
+    nnl_model_zero_grad(m);
+    nnl_model_backward(m, dl, 8);
+    CHECK_MSG(memcmp(g1, m->grads, m->nparams * sizeof(float)) == 0, "fresh and accumulating backward differ");
+    free(g1);
+    nnl_model_free(m);
+}
+
 int main(void) {
     nnl_set_threads(2);
     test_learns();
+    test_backward_fresh();
     test_sgd_rule();
     test_schedules();
     test_bad_options();

@@ -28,5 +28,5 @@ static void relu_backward(nnl_layer *L, const nnl_pass *P, const float *x, const
 static double relu_macs(const nnl_layer *L) { (void)L; return 0.0; }
 
 const nnl_layer_ops nnl_relu_ops = {
-    "relu", relu_setup, relu_init, relu_none, relu_none, relu_forward, relu_backward, relu_macs,
+    "relu", relu_setup, relu_init, relu_none, relu_none, relu_forward, relu_backward, relu_macs, 0,
 };

@@ -34,5 +34,5 @@ static void add_backward(nnl_layer *L, const nnl_pass *P, const float *x, const 
 static double add_macs(const nnl_layer *L) { (void)L; return 0.0; }
 
 const nnl_layer_ops nnl_add_ops = {
-    "add", add_setup, add_init, add_none, add_none, add_forward, add_backward, add_macs,
+    "add", add_setup, add_init, add_none, add_none, add_forward, add_backward, add_macs, 0,
 };

@@ -204,5 +204,5 @@ static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const f
 static double bn_macs(const nnl_layer *L) { return (double)nnl_shape_size(L->in); }
 
 const nnl_layer_ops nnl_batchnorm_ops = {
-    "batchnorm", bn_setup, bn_init, bn_save, bn_work, bn_forward, bn_backward, bn_macs,
+    "batchnorm", bn_setup, bn_init, bn_save, bn_work, bn_forward, bn_backward, bn_macs, 0,
 };

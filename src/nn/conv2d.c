@@ -365,5 +365,5 @@ static double conv_macs(const nnl_layer *L) {
 
 const nnl_layer_ops nnl_conv2d_ops = {
     "conv2d", conv_setup, conv_init, conv_save_floats, conv_work_floats, conv_forward, conv_backward,
-    conv_macs,
+    conv_macs, 0,
 };

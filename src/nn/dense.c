@@ -47,13 +47,14 @@ static void dense_backward(nnl_layer *L, const nnl_pass *P, const float *x, cons
     int in = (int)nnl_shape_size(L->in), out = L->units, n = P->n;
     const float *w = P->params + L->w_off;
     float *dw = P->grads + L->w_off, *db = P->grads + L->b_off;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    float beta = P->grad_assign ? 0.0f : 1.0f;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, beta, dw, in);
     /* Column sums in a fixed order per column, so the result is thread-count independent. */
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n * out > 65536)
     for (int j = 0; j < out; j++) {
         float s = 0.0f;
         for (int i = 0; i < n; i++) s += dy[(size_t)i * out + j];
-        db[j] += s;
+        db[j] = P->grad_assign ? s : db[j] + s;
     }
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
@@ -62,5 +63,5 @@ static void dense_backward(nnl_layer *L, const nnl_pass *P, const float *x, cons
 static double dense_macs(const nnl_layer *L) { return (double)L->w_n; }
 
 const nnl_layer_ops nnl_dense_ops = {
-    "dense", dense_setup, dense_init, dense_none, dense_none, dense_forward, dense_backward, dense_macs,
+    "dense", dense_setup, dense_init, dense_none, dense_none, dense_forward, dense_backward, dense_macs, 1,
 };

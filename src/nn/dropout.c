@@ -41,5 +41,5 @@ static double dropout_macs(const nnl_layer *L) { (void)L; return 0.0; }
 
 const nnl_layer_ops nnl_dropout_ops = {
     "dropout", dropout_setup, dropout_init, dropout_none, dropout_none, dropout_forward,
-    dropout_backward, dropout_macs,
+    dropout_backward, dropout_macs, 0,
 };

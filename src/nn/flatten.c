@@ -23,5 +23,5 @@ static double flatten_macs(const nnl_layer *L) { (void)L; return 0.0; }
 
 const nnl_layer_ops nnl_flatten_ops = {
     "flatten", flatten_setup, flatten_init, flatten_none, flatten_none, flatten_forward,
-    flatten_backward, flatten_macs,
+    flatten_backward, flatten_macs, 0,
 };

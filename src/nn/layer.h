@@ -6,7 +6,8 @@
  * Conventions every layer follows:
  *  - forward writes y (overwrites);
  *  - backward ACCUMULATES parameter gradients into P->grads (zeroing is the
- *    model's separate step) and OVERWRITES dx; dx may be NULL (first layer) and
+ *    model's separate step) -- unless P->grad_assign and the layer's ops say
+ *    assigns_grads -- and OVERWRITES dx; dx may be NULL (first layer) and
  *    then must not be computed;
  *  - a layer may keep data for its backward in L->save (save_floats() floats for
  *    the largest batch, allocated once by the model) and use P->work (transient,
@@ -67,6 +68,9 @@ typedef struct nnl_pass {
     uint64_t step;
     float bn_momentum;
     float bn_eps;
+    /* 1: a layer that can may WRITE its parameter gradients instead of adding to them
+     * (saves zeroing them first); the model zeroes the others' gradients itself. */
+    int grad_assign;
 } nnl_pass;
 
 typedef struct nnl_layer_ops {
@@ -83,6 +87,8 @@ typedef struct nnl_layer_ops {
                      const float *dy, float *dx);
     /* Multiply-adds of one sample's forward pass (for FLOP counts). */
     double (*macs)(const nnl_layer *L);
+    /* 1 if backward honours P->grad_assign (writes its gradients when it is set). */
+    int assigns_grads;
 } nnl_layer_ops;
 
 /* The ops table for a kind, NULL for an unknown kind. */

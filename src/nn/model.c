@@ -150,9 +150,10 @@ const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training
 
 void nnl_model_zero_grad(nnl_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
 
-void nnl_model_backward(nnl_model *m, const float *dlogits, int n) {
+static void backward(nnl_model *m, const float *dlogits, int n, int assign) {
     int nl = m->nlayers;
     nnl_pass P = make_pass(m, n, m->last_training, m->last_seed, m->last_step, 0.0f);
+    P.grad_assign = assign;
     for (int i = 1; i <= nl; i++)
         if (m->skipgrad[i]) memset(m->skipgrad[i], 0, (size_t)n * nnl_shape_size(m->layers[i - 1].out) * sizeof(float));
     memcpy(m->dacts[nl], dlogits, (size_t)n * m->nclass * sizeof(float));
@@ -164,9 +165,16 @@ void nnl_model_backward(nnl_model *m, const float *dlogits, int n) {
             const float *sg = m->skipgrad[i + 1];
             for (size_t j = 0; j < cnt; j++) dy[j] += sg[j];
         }
-        nnl_layer_ops_of(L->kind)->backward(L, &P, m->acts[i], m->acts[i + 1], dy, i > 0 ? m->dacts[i] : NULL);
+        const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
+        if (assign && !ops->assigns_grads && L->w_n + L->b_n > 0)
+            memset(m->grads + L->w_off, 0, (L->w_n + L->b_n) * sizeof(float)); /* w and b are adjacent */
+        ops->backward(L, &P, m->acts[i], m->acts[i + 1], dy, i > 0 ? m->dacts[i] : NULL);
     }
 }
+
+void nnl_model_backward(nnl_model *m, const float *dlogits, int n) { backward(m, dlogits, n, 0); }
+
+void nnl_model_backward_fresh(nnl_model *m, const float *dlogits, int n) { backward(m, dlogits, n, 1); }
 
 void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float *x) {
     size_t plane = (size_t)m->input.h * m->input.w;

@@ -45,6 +45,8 @@ const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training
                                uint64_t seed, uint64_t step, float bn_momentum);
 /* Backward pass after a training forward of the same batch: ACCUMULATES into m->grads. */
 void nnl_model_backward(nnl_model *m, const float *dlogits, int n);
+/* Backward pass that SETS m->grads to this batch's gradients (no zeroing needed first). */
+void nnl_model_backward_fresh(nnl_model *m, const float *dlogits, int n);
 void nnl_model_zero_grad(nnl_model *m);
 /* Normalises 8-bit CHW images into float input. */
 void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float *x);

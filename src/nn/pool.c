@@ -113,7 +113,7 @@ static double pool_macs(const nnl_layer *L) { (void)L; return 0.0; }
 
 const nnl_layer_ops nnl_maxpool_ops = {
     "maxpool", maxpool_setup, pool_init, maxpool_save, pool_none, maxpool_forward, maxpool_backward,
-    pool_macs,
+    pool_macs, 0,
 };
 
 /* ------------------------------------------------------------------ average */
@@ -171,7 +171,7 @@ static void avgpool_backward(nnl_layer *L, const nnl_pass *P, const float *x, co
 
 const nnl_layer_ops nnl_avgpool_ops = {
     "avgpool", avgpool_setup, pool_init, pool_none, pool_none, avgpool_forward, avgpool_backward,
-    pool_macs,
+    pool_macs, 0,
 };
 
 /* ------------------------------------------------------------------ global average */
@@ -216,5 +216,5 @@ static void gap_backward(nnl_layer *L, const nnl_pass *P, const float *x, const 
 
 
 const nnl_layer_ops nnl_gap_ops = {
-    "gap", gap_setup, pool_init, pool_none, pool_none, gap_forward, gap_backward, pool_macs,
+    "gap", gap_setup, pool_init, pool_none, pool_none, gap_forward, gap_backward, pool_macs, 0,
 };

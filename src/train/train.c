@@ -98,8 +98,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
                               ep + 1, (long long)bi + 1, loss);
                 break;
             }
-            nnl_model_zero_grad(m);
-            nnl_model_backward(m, dlogits, n);
+            nnl_model_backward_fresh(m, dlogits, n);
             double lr = nnl_schedule_lr(o, ep + (double)bi / batches);
             nnl_optim_step(&opt, m->params, m->grads, (float)lr);
             loss_sum += loss * n; seen += n; total_seen += n;
