@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* strcasestr */
 /* Format detection for nnl_dataset_load, and the helpers every format shares. */
 #include "core/core.h"
 #include "data/formats.h"
@@ -145,7 +146,24 @@ static int load_idx(nnl_dataset *ds, const char *path, int split, int *found) {
     if (!hi || !hl)
         return nnl_fail(NNL_ERR_IO, "%s: IDX data set without %s-%s-ubyte[.gz]", path, prefix,
                         !hi ? "images-idx3" : "labels-idx1");
-    return nnl_idx_load(ds, img, lbl);
+    int st = nnl_idx_load(ds, img, lbl);
+    if (st) return st;
+    /* IDX files carry no class names: take them from classes.txt beside the files, or
+     * recognise the two data sets everyone uses by their directory name. */
+    char names_path[PATH_CAP];
+    mkpath(names_path, path, "classes.txt");
+    if (is_file(names_path)) return nnl_read_class_names(names_path, ds->nclass, &ds->class_names);
+    static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    static const char *const digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    const char *const *known = strcasestr(path, "fashion") ? fashion : strcasestr(path, "mnist") ? digits : NULL;
+    if (known && ds->nclass == 10) {
+        ds->class_names = calloc(10, sizeof(char *));
+        if (!ds->class_names) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < 10; i++)
+            if (!(ds->class_names[i] = strdup(known[i]))) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    }
+    return NNL_OK;
 }
 
 /* Where a CIFAR set lives: path itself or the folder the official archive unpacks to. */
