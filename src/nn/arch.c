@@ -19,7 +19,7 @@
 #include <string.h>
 
 const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *buf, size_t size) {
-    (void)in; (void)nclass;
+    (void)nclass;
     if (strcmp(arch, "mlp") == 0) {
         /* M-LOCK's network: five dense layers, 900 hidden units, ReLU. */
         snprintf(buf, size, "dense900,relu,dense900,relu,dense900,relu,dense900,relu,dense");
@@ -28,6 +28,27 @@ const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *bu
     if (strcmp(arch, "cnn") == 0) {
         snprintf(buf, size, "conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,"
                             "conv128k3p1,bn,relu,maxpool2,flatten,dense256,relu,dense");
+        return buf;
+    }
+    if (strcmp(arch, "resnet9") == 0) {
+        /* The DAWNBench CIFAR-10 ResNet-9 (Myrtle.ai): prep, three stages, two residual
+         * blocks, global max pooling (4x4 at 32x32 inputs; average pooling otherwise). */
+        snprintf(buf, size,
+                 "conv64k3p1,bn,relu,"
+                 "conv128k3p1,bn,relu,maxpool2,@r1,conv128k3p1,bn,relu,conv128k3p1,bn,relu,add@r1,"
+                 "conv256k3p1,bn,relu,maxpool2,"
+                 "conv512k3p1,bn,relu,maxpool2,@r3,conv512k3p1,bn,relu,conv512k3p1,bn,relu,add@r3,"
+                 "%s,flatten,dense", in.h == 32 && in.w == 32 ? "maxpool4" : "gap");
+        return buf;
+    }
+    if (strcmp(arch, "vgg") == 0) {
+        /* VGG-11 with batch-norm, sized for 32x32 images (the gate lock's network). */
+        snprintf(buf, size,
+                 "conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,"
+                 "conv256k3p1,bn,relu,conv256k3p1,bn,relu,maxpool2,"
+                 "conv512k3p1,bn,relu,conv512k3p1,bn,relu,maxpool2,"
+                 "conv512k3p1,bn,relu,conv512k3p1,bn,relu,%s,flatten,dense512,relu,dense",
+                 in.h >= 32 && in.w >= 32 ? "maxpool2,gap" : "gap");
         return buf;
     }
     return arch;
