@@ -9,7 +9,7 @@ machine-readable line per case:
     case=mlp_train_peak_rss_mb value=<float> vmhwm_mb=<float>
     case=torch_sgemm_gflops value=<float>        (informational)
 
-images_per_s is the best of 6 equal time slices after warm-up (the machine is
+images_per_s is the best of (up to) 6 equal time slices after warm-up (the machine is
 shared and has 2 cores; the best slice is the least disturbed); median and
 mean of the slices follow.
 
@@ -80,15 +80,19 @@ def make_batches(shape, batch, n=4):
 
 def timed_loop(step, batch, warmup, seconds, segments=6):
     """Warm up (at least 1 and at most `warmup` iterations, stopping after ~1 s),
-    then run step() for about `seconds`, split into `segments` time slices of at
-    least one iteration each. Returns (best, median, mean) images/s over the
-    slices: the best slice is the figure least disturbed by other processes on
-    this shared 2-core machine."""
+    then run step() for about `seconds`, split into up to `segments` time slices
+    of at least one iteration each (fewer slices when one iteration is long, so
+    a slow case still takes about `seconds`). Returns (best, median, mean)
+    images/s over the slices: the best slice is the figure least disturbed by
+    other processes on this shared 2-core machine."""
     t0 = time.perf_counter()
     for i in range(max(1, warmup)):
+        ts = time.perf_counter()
         step(i)
-        if time.perf_counter() - t0 > 1.0:
+        t_iter = time.perf_counter() - ts
+        if ts + t_iter - t0 > 1.0:
             break
+    segments = max(1, min(segments, int(seconds / max(t_iter, 1e-9))))
     seg_len = seconds / segments
     rates = []
     total_iters = 0
