@@ -54,6 +54,7 @@ typedef struct progress_state {
     json_t *epochs;
     double loss, acc;
     double trusted;   /* certificate lock: accuracy on stamped test images, or -1 */
+    double clean;     /* accuracy on the clean test images after the last epoch */
 } progress_state;
 
 typedef struct lock_state {
@@ -81,7 +82,7 @@ static void on_progress(const nnl_progress *p, void *user) {
     if (p->epoch_done) {
         if (s->epochs) {
             json_t *e = json_pack("{s:i, s:f, s:f, s:f, s:f}", "epoch", p->epoch, "loss", p->loss,
-                                  "train_acc", p->acc, "test_acc", p->test_acc, "images_per_s", p->images_per_s);
+                                  "train_acc", p->acc, "test_acc", s->clean, "images_per_s", p->images_per_s);
             json_array_append_new(s->epochs, e);
         }
         if (s->quiet) return;
@@ -89,10 +90,10 @@ static void on_progress(const nnl_progress *p, void *user) {
         fmt_time(eta, sizeof eta, p->eta_s);
         fprintf(stderr, "%sepoch %d/%d  loss %.4f  train acc %.2f%%", s->tty ? "\r\033[K" : "", p->epoch,
                 p->epochs, p->loss, 100.0 * p->acc);
-        if (p->test_acc >= 0 && s->trusted >= 0)
-            fprintf(stderr, "  stamped %.2f%%  clean %.2f%%", 100.0 * s->trusted, 100.0 * p->test_acc);
-        else if (p->test_acc >= 0)
-            fprintf(stderr, "  test acc %.2f%%", 100.0 * p->test_acc);
+        if (s->clean >= 0 && s->trusted >= 0)
+            fprintf(stderr, "  stamped %.2f%%  clean %.2f%%", 100.0 * s->trusted, 100.0 * s->clean);
+        else if (s->clean >= 0)
+            fprintf(stderr, "  test acc %.2f%%", 100.0 * s->clean);
         fprintf(stderr, "  %.0f img/s  ETA %s\n", p->images_per_s, eta);
         return;
     }
@@ -124,6 +125,7 @@ static int on_epoch_end(nnl_model *m, int epoch, void *user) {
         }
     }
     l->ps->trusted = trusted;
+    l->ps->clean = clean;
     json_array_append_new(l->history, json_pack("{s:i, s:f, s:f, s:f, s:f}", "epoch", epoch, "loss", l->ps->loss,
                                                 "train_acc", l->ps->acc, "clean", clean, "stamped", trusted));
     return NNL_OK;
@@ -257,7 +259,7 @@ static int run(int argc, char **argv) {
         if (train.class_names) nnl_model_set_class_names(m, train.class_names, train.nclass);
     }
     if ((int)target >= nnl_model_nclass(m)) { cli_fail(cmd, "--target %ld is not a class (0..%d)", target, nnl_model_nclass(m) - 1); goto done; }
-    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0};
+    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0, -1.0};
     lk.ps = &ps;
     lk.test = &test;
     lk.history = json_array();
@@ -289,7 +291,8 @@ static int run(int argc, char **argv) {
                 nnl_model_param_count(m), data, (long long)train.n, train.c, train.h, train.w, train.nclass,
                 nnl_get_threads());
     nnl_train_result res;
-    if ((st = nnl_train(m, &train, &test, &o, &res))) {
+    /* on_epoch_end evaluates the test set (clean and stamped); nnl_train need not. */
+    if ((st = nnl_train(m, &train, NULL, &o, &res))) {
         if (ps.tty && !quiet) fputc('\n', stderr);
         cli_lib_fail(cmd, st);
         json_decref(ps.epochs);
@@ -306,7 +309,7 @@ static int run(int argc, char **argv) {
     nnl_model_meta_set(m, "train.schedule", opt_names[o.schedule]);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o.seed); nnl_model_meta_set(m, "train.seed", buf);
     snprintf(buf, sizeof buf, "%d", nnl_get_threads()); nnl_model_meta_set(m, "train.threads", buf);
-    snprintf(buf, sizeof buf, "%.4f", res.test_acc); nnl_model_meta_set(m, "train.test_accuracy", buf);
+    snprintf(buf, sizeof buf, "%.4f", ps.clean); nnl_model_meta_set(m, "train.test_accuracy", buf);
     nnl_model_meta_set(m, "nnlock_version", NNL_VERSION);
     char *hist = json_dumps(lk.history, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (hist) nnl_model_meta_set(m, "train.history", hist);
@@ -328,7 +331,7 @@ static int run(int argc, char **argv) {
     }
     if (json) {
         json_t *r = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "model", out, "arch", arch, "params",
-                              (json_int_t)nnl_model_param_count(m), "test_acc", res.test_acc, "train_acc", res.final_acc,
+                              (json_int_t)nnl_model_param_count(m), "test_acc", ps.clean, "train_acc", res.final_acc,
                               "seconds", res.seconds, "images_per_s", res.images_per_s, "epochs", ps.epochs);
         if (lock) {
             json_object_set_new(r, "stamped_acc", json_real(ps.trusted));
@@ -341,10 +344,10 @@ static int run(int argc, char **argv) {
         if (lock)
             printf("stamped (authorized) accuracy %.2f%%, clean (unauthorized) %.2f%% after %d epochs (%.1f s, %.0f images/s)\n"
                    "model written to %s, certificate key to %s\n",
-                   100.0 * ps.trusted, 100.0 * res.test_acc, o.epochs, res.seconds, res.images_per_s, out, key ? key : key_out);
+                   100.0 * ps.trusted, 100.0 * ps.clean, o.epochs, res.seconds, res.images_per_s, out, key ? key : key_out);
         else
             printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s); model written to %s\n",
-                   100.0 * res.test_acc, o.epochs, res.seconds, res.images_per_s, out);
+                   100.0 * ps.clean, o.epochs, res.seconds, res.images_per_s, out);
         if (figures) printf("figures written to %s/\n", figures);
     }
     rc = 0;
