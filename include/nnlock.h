@@ -102,6 +102,8 @@ typedef struct nnl_dataset {
  *  - a directory with IDX files (train-images-idx3-ubyte[.gz], t10k-...) (MNIST, Fashion-MNIST)
  *  - a directory with CIFAR-10 binary batches (data_batch_N.bin, test_batch.bin) or CIFAR-100
  *    (train.bin, test.bin), also inside a cifar-10-batches-bin/ or cifar-100-binary/ subfolder
+ *  - a directory with SVHN's train_32x32.mat / test_32x32.mat (MATLAB v5)
+ *  - a directory with GTSRB's official Final_Training/ and Final_Test/ trees
  *  - a directory in the image-folder layout: train/<class>/<img>, test/<class>/<img>
  *    (PNG, JPEG, PPM/PGM; every image must have the size of the first)
  */
@@ -111,6 +113,17 @@ int nnl_idx_load(nnl_dataset *ds, const char *images_path, const char *labels_pa
 /* mode: 0 = CIFAR-10, 1 = CIFAR-100 with fine labels (100), 2 = CIFAR-100 coarse (20). */
 int nnl_cifar_load(nnl_dataset *ds, const char *const *files, int nfiles, int mode);
 int nnl_imagefolder_load(nnl_dataset *ds, const char *dir);
+/* SVHN cropped digits: one MATLAB v5 file (train_32x32.mat / test_32x32.mat): 3x32x32, labels 0..9
+ * (the file's 10 = digit 0). */
+int nnl_svhn_load(nnl_dataset *ds, const char *mat_path);
+/* GTSRB official layout under dir (or dir/GTSRB): each image cropped to its ROI when crop_roi, then
+ * resized to size x size, 3 channels, 43 classes "0".."42". size 0 / crop_roi -1 = the defaults.
+ * *roi_clamped (may be NULL) = ROIs that reached outside their image and were clamped. */
+int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int crop_roi, int64_t *roi_clamped);
+/* Size (default 32) and cropping (default off) that nnl_dataset_load uses for GTSRB. */
+int nnl_gtsrb_set_defaults(int size, int crop_roi);
+/* ROIs clamped by this thread's last GTSRB load: a warning for the caller to print. */
+int64_t nnl_gtsrb_last_roi_clamped(void);
 /* Decodes one image file (PNG, JPEG, PPM/PGM) into planar CHW bytes (malloc'd). */
 int nnl_image_load(const char *path, uint8_t **pixels, int *c, int *h, int *w);
 /* Writes planar CHW bytes as a PNG (atomically). */

@@ -216,6 +216,34 @@ static int load_folder(nnl_dataset *ds, const char *path, int split, int *found)
     return nnl_imagefolder_load(ds, dir);
 }
 
+/* ---- SVHN and GTSRB (src/data/svhn.c, src/data/gtsrb.c) ---- */
+
+/* SVHN cropped digits: train_32x32.mat / test_32x32.mat (extra_32x32.mat is not used). */
+static int load_svhn(nnl_dataset *ds, const char *path, int split, int *found) {
+    char want[PATH_CAP], other[PATH_CAP];
+    const char *name = split == NNL_SPLIT_TRAIN ? "train_32x32.mat" : "test_32x32.mat";
+    mkpath(want, path, "%s", name);
+    mkpath(other, path, "%s", split == NNL_SPLIT_TRAIN ? "test_32x32.mat" : "train_32x32.mat");
+    if (!(*found = is_file(want) || is_file(other))) return NNL_OK;
+    if (!is_file(want)) return nnl_fail(NNL_ERR_IO, "%s: SVHN data set without %s", path, name);
+    return nnl_svhn_load(ds, want);
+}
+
+/* GTSRB: Final_Training/ and Final_Test/, in path or in the GTSRB/ folder the official
+ * archives unpack to; size and cropping from nnl_gtsrb_set_defaults. */
+static int load_gtsrb(nnl_dataset *ds, const char *path, int split, int *found) {
+    char probe[PATH_CAP];
+    *found = 0;
+    static const char *const probes[] = {"Final_Training", "Final_Test", "GTSRB/Final_Training", "GTSRB/Final_Test"};
+    for (int i = 0; i < 4 && !*found; i++) {
+        mkpath(probe, path, "%s", probes[i]);
+        *found = is_dir(probe);
+    }
+    if (!*found) return NNL_OK;
+    return nnl_gtsrb_load(ds, path, split, 0, -1, NULL);
+}
+/* ---- end SVHN and GTSRB ---- */
+
 int nnl_dataset_load(nnl_dataset *ds, const char *path, int split) {
     memset(ds, 0, sizeof *ds);
     if (!path) return nnl_fail(NNL_ERR_ARG, "nnl_dataset_load: NULL path");
@@ -225,7 +253,8 @@ int nnl_dataset_load(nnl_dataset *ds, const char *path, int split) {
     if (stat(path, &sb) != 0) return nnl_fail(NNL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) return nnl_fail(NNL_ERR_IO, "%s: not a directory (a data set is a directory)", path);
     if (strlen(path) > PATH_CAP - 256) return nnl_fail(NNL_ERR_ARG, "%s: path too long", path);
-    int (*const loaders[])(nnl_dataset *, const char *, int, int *) = {load_idx, load_cifar10, load_cifar100, load_folder};
+    int (*const loaders[])(nnl_dataset *, const char *, int, int *) = {load_idx, load_cifar10, load_cifar100,
+                                                                        load_svhn, load_gtsrb, load_folder};
     for (size_t i = 0; i < sizeof loaders / sizeof loaders[0]; i++) {
         int found = 0, st = loaders[i](ds, path, split, &found);
         if (found || st) return st;
@@ -233,7 +262,8 @@ int nnl_dataset_load(nnl_dataset *ds, const char *path, int split) {
     const char *sp = split == NNL_SPLIT_TRAIN ? "train" : "test";
     return nnl_fail(NNL_ERR_FORMAT,
                     "%s: no IDX, CIFAR or image-folder data set found (expected %s-images-idx3-ubyte[.gz], "
-                    "%s, %s.bin, or %s/<class>/<image>)",
+                    "%s, %s.bin, %s_32x32.mat (SVHN), %s/ (GTSRB), or %s/<class>/<image>)",
                     path, split == NNL_SPLIT_TRAIN ? "train" : "t10k",
-                    split == NNL_SPLIT_TRAIN ? "data_batch_1.bin" : "test_batch.bin", sp, sp);
+                    split == NNL_SPLIT_TRAIN ? "data_batch_1.bin" : "test_batch.bin", sp, sp,
+                    split == NNL_SPLIT_TRAIN ? "Final_Training" : "Final_Test", sp);
 }

@@ -41,4 +41,48 @@ int nnl_read_class_names(const char *path, int n, char ***names);
 /* Frees an array of n strings (either may be NULL). */
 void nnl_free_names(char **names, int n);
 
+/* ---- SVHN and GTSRB (src/data/svhn.c, src/data/gtsrb.c) ---- */
+
+/* SVHN cropped digits: one MATLAB v5 file (train_32x32.mat or test_32x32.mat) holding X
+ * (uint8 32x32x3xN, column-major) and y (N labels 1..10, 10 = the digit 0), read with
+ * matio after a structural check of the file. Gives 3x32x32 images, labels 0..9. */
+int nnl_svhn_load(nnl_dataset *ds, const char *mat_path);
+
+#define NNL_GTSRB_CLASSES 43
+#define NNL_GTSRB_MAX_LINE 1024
+#define NNL_GTSRB_MAX_SIZE 1024
+
+/* One image row of a GTSRB annotation CSV (Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;
+ * Roi.Y2;ClassId). The ROI spans columns x1..x2-1 and rows y1..y2-1. */
+typedef struct nnl_gtsrb_row {
+    size_t file;   /* offset of the NUL-terminated file name in nnl_gtsrb_csv.names */
+    int64_t line;  /* 1-based line of the CSV */
+    int32_t width, height, x1, y1, x2, y2, class_id;
+} nnl_gtsrb_row;
+
+typedef struct nnl_gtsrb_csv {
+    int64_t n;
+    nnl_gtsrb_row *rows;
+    char *names;
+} nnl_gtsrb_csv;
+
+/* Parses a GTSRB CSV held in memory (strict: the exact header, 8 fields per line, plain
+ * file names, numeric fields range-checked, ClassId 0..42). Zeroes *csv first; on failure
+ * it is left zeroed. */
+int nnl_gtsrb_csv_parse(nnl_gtsrb_csv *csv, const uint8_t *buf, size_t size, const char *name);
+void nnl_gtsrb_csv_free(nnl_gtsrb_csv *csv);
+
+/* Resamples the region x0..x0+rw-1, y0..y0+rh-1 of a planar c x h x w image into c x oh x ow
+ * (dst): per axis, area averaging when shrinking, bilinear (pixel centres) when enlarging. */
+int nnl_image_resize(const uint8_t *src, int c, int h, int w, int x0, int y0, int rw, int rh,
+                     uint8_t *dst, int oh, int ow);
+
+/* Everything done to one decoded image (c = 1 or 3, h x w) of CSV row r: checks its size
+ * against the row, clamps the ROI to the image (*clamped = 1 when it had to), crops to it
+ * when crop_roi (an empty ROI is an error), and resizes into out (3 x size x size). name
+ * (the image) and csv_name are used in messages. */
+int nnl_gtsrb_prepare(const nnl_gtsrb_row *r, const char *name, const char *csv_name,
+                      const uint8_t *px, int c, int h, int w, int size, int crop_roi,
+                      uint8_t *out, int *clamped);
+
 #endif
