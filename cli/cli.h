@@ -53,6 +53,9 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
 int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds);
 /* Monotonic clock in seconds. */
 double cli_now(void);
+/* Data sets that are resized on loading (GTSRB) are loaded at the model's input size,
+ * cropped as it was trained. */
+void cli_data_for_model(const nnl_model *m);
 /* Applies --threads (0 = all cores). */
 void cli_threads(long n);
 

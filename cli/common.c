@@ -63,7 +63,17 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
 int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds) {
     int st = nnl_dataset_load(ds, path, split);
     if (st) return cli_lib_fail(cmd, st);
+    if (!strcmp(ds->source, "gtsrb") && nnl_gtsrb_last_roi_clamped() > 0)
+        fprintf(stderr, "nnlock %s: warning: %lld GTSRB regions of interest reached outside their image and were clamped\n",
+                cmd, (long long)nnl_gtsrb_last_roi_clamped());
     return 0;
+}
+
+void cli_data_for_model(const nnl_model *m) {
+    int c, h, w;
+    nnl_model_input_shape(m, &c, &h, &w);
+    const char *crop = nnl_model_meta_get(m, "train.crop_roi");
+    if (h == w) nnl_gtsrb_set_defaults(h, crop && !strcmp(crop, "1"));
 }
 
 void cli_threads(long n) { nnl_set_threads((int)n); }

@@ -206,6 +206,10 @@ static int run(int argc, char **argv) {
     if (!key && optind + 1 < argc) return cli_fail(cmd, "several models need --key (they are compared as locked models)") + 1;
     if (!key && baseline) return cli_fail(cmd, "--baseline needs --key (it compares a locked model with its baseline)") + 1;
     cli_threads(threads);
+    nnl_model *first = NULL;
+    if (cli_load_model(cmd, argv[optind], &wo, &first)) return 1;
+    cli_data_for_model(first);
+    nnl_model_free(first);
     nnl_dataset ds = {0};
     if (cli_load_data(cmd, data, split, &ds)) return 1;
     int rc = 1;

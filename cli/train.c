@@ -31,6 +31,8 @@ static void usage(FILE *out) {
         "      --augment-crop N   random crop with N pixels of zero padding (default 0: off)\n"
         "      --augment-flip     random horizontal flips (default off)\n"
         "      --limit N          use only the first N training images (default all)\n"
+        "      --resize N         GTSRB: resize images to N x N (default 32)\n"
+        "      --crop-roi         GTSRB: crop each image to its annotated region first\n"
         "  -s, --seed N           random seed (default 1); same seed + threads = same model\n"
         "  -t, --threads N        threads (default 0: all cores)\n"
         "      --json             print the result as JSON on stdout\n"
@@ -140,12 +142,13 @@ static int run(int argc, char **argv) {
         {"nesterov", 0, 0, 4}, {"weight-decay", 1, 0, 5}, {"schedule", 1, 0, 6}, {"step-size", 1, 0, 7},
         {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
-        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, CLI_WEIGHTS_LONGOPTS(100),
+        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24}, CLI_WEIGHTS_LONGOPTS(100),
         {"lock", 1, 0, 16}, {"strategy", 1, 0, 17}, {"target", 1, 0, 18}, {"rate", 1, 0, 19}, {"key", 1, 0, 20},
         {"key-out", 1, 0, 21}, {"figures", 1, 0, 22}, CERT_LONGOPTS(200), {0, 0, 0, 0}};
     const char *key = NULL, *key_out = NULL, *figures = NULL;
     int lock = 0, strategy = NNL_STRATEGY_RANDOM, cert_opt_given = 0, lock_opt = 0;
-    long target = 0;
+    long target = 0, resize = 32;
+    int crop_roi = 0;
     double rate = 0.5;
     nnl_cert_opts co;
     nnl_cert_opts_default(&co);
@@ -218,6 +221,8 @@ static int run(int argc, char **argv) {
         case 20: key = optarg; break;
         case 21: key_out = optarg; break;
         case 22: figures = optarg; break;
+        case 23: if (cli_int(cmd, "--resize", optarg, 4, 1024, &resize)) return 2; break;
+        case 24: crop_roi = 1; break;
         default: {
             if (cli_weights_option(c, 100, &wo)) break;
             int r = cert_option(cmd, c, 200, &co);
@@ -234,6 +239,7 @@ static int run(int argc, char **argv) {
     if (key && (cert_opt_given & 2)) return cli_fail(cmd, "--key uses an existing certificate; motif options only apply to a new one") + 1;
     if (o.warmup > o.epochs) return cli_fail(cmd, "--warmup %g is longer than --epochs %d", (double)o.warmup, o.epochs) + 1;
     cli_threads(threads);
+    nnl_gtsrb_set_defaults((int)resize, crop_roi);
 
     nnl_dataset train = {0}, test = {0};
     nnl_model *m = NULL;
@@ -301,6 +307,7 @@ static int run(int argc, char **argv) {
     char buf[64];
     static const char *const optn[] = {"sgd", "adam"};
     nnl_model_meta_set(m, "train.data", train.source);
+    if (crop_roi) nnl_model_meta_set(m, "train.crop_roi", "1");
     snprintf(buf, sizeof buf, "%lld", (long long)train.n); nnl_model_meta_set(m, "train.images", buf);
     snprintf(buf, sizeof buf, "%d", o.epochs); nnl_model_meta_set(m, "train.epochs", buf);
     snprintf(buf, sizeof buf, "%d", o.batch); nnl_model_meta_set(m, "train.batch", buf);
