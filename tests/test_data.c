@@ -26,20 +26,6 @@ static const char *tmp(const char *fmt, const char *a) {
     return g_path;
 }
 
-static void mkdirs(const char *path) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') { *s = 0; mkdir(p, 0755); *s = '/'; }
-    mkdir(p, 0755);
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { perror(path); exit(2); }
-    fclose(f);
-}
-
 static void write_gz(const char *path, const void *data, size_t n) {
     gzFile g = gzopen(path, "wb");
     if (!g || gzwrite(g, data, (unsigned)n) != (int)n) { perror(path); exit(2); }
@@ -99,11 +85,11 @@ static void test_idx(void) {
     nnl_dataset ds;
 
     /* raw, and as a data-set directory (train raw, test gzip) */
-    mkdirs(tmp("idx", NULL));
+    nnl_test_mkdirs(tmp("idx", NULL));
     snprintf(ip, sizeof ip, "%s", tmp("idx/train-images-idx3-ubyte", NULL));
     snprintf(lp, sizeof lp, "%s", tmp("idx/train-labels-idx1-ubyte", NULL));
-    write_bytes(ip, img, ni);
-    write_bytes(lp, lbl, nl);
+    nnl_test_write(ip, img, ni);
+    nnl_test_write(lp, lbl, nl);
     write_gz(tmp("idx/t10k-images-idx3-ubyte.gz", NULL), img, ni);
     write_gz(tmp("idx/t10k-labels-idx1-ubyte.gz", NULL), lbl, nl);
     CHECK(nnl_idx_load(&ds, ip, lp) == NNL_OK);
@@ -121,9 +107,9 @@ static void test_idx(void) {
     remove(tmp("idx/t10k-labels-idx1-ubyte.gz", NULL));
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("idx", NULL), NNL_SPLIT_TEST), "without t10k-labels-idx1-ubyte");
     /* the "train-images.idx3-ubyte" spelling some mirrors use */
-    mkdirs(tmp("idx2", NULL));
+    nnl_test_mkdirs(tmp("idx2", NULL));
     write_gz(tmp("idx2/t10k-images.idx3-ubyte.gz", NULL), img, ni);
-    write_bytes(tmp("idx2/t10k-labels.idx1-ubyte", NULL), lbl, nl);
+    nnl_test_write(tmp("idx2/t10k-labels.idx1-ubyte", NULL), lbl, nl);
     CHECK(nnl_dataset_load(&ds, tmp("idx2", NULL), NNL_SPLIT_TEST) == NNL_OK);
     check_idx_set(&ds, 5, 3, 4, lab);
     nnl_dataset_free(&ds);
@@ -132,7 +118,7 @@ static void test_idx(void) {
     /* nclass follows the largest label above 9 */
     const uint8_t lab2[5] = {0, 12, 4, 1, 5};
     uint8_t *lbl2 = make_idx_labels(5, lab2, &nl);
-    write_bytes(tmp("idx/big-labels", NULL), lbl2, nl);
+    nnl_test_write(tmp("idx/big-labels", NULL), lbl2, nl);
     CHECK(nnl_idx_load(&ds, ip, tmp("idx/big-labels", NULL)) == NNL_OK);
     CHECK(ds.nclass == 13);
     nnl_dataset_free(&ds);
@@ -142,37 +128,37 @@ static void test_idx(void) {
     const char *bad = tmp("idx/bad", NULL);
     char badp[4096];
     snprintf(badp, sizeof badp, "%s", bad);
-    write_bytes(badp, img, ni - 1);
+    nnl_test_write(badp, img, ni - 1);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), "truncated");
     CHECK(ds.pixels == NULL && ds.n == 0);
     uint8_t *big = malloc(ni + 1);
     memcpy(big, img, ni);
     big[ni] = 0;
-    write_bytes(badp, big, ni + 1);
+    nnl_test_write(badp, big, ni + 1);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), "trailing");
     memcpy(big, img, ni);
     put_be32(big, 0x0803 + 0x100); /* idx3 of signed bytes */
-    write_bytes(badp, big, ni);
+    nnl_test_write(badp, big, ni);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), "magic");
     EXPECT_FAIL(nnl_idx_load(&ds, lp, ip), "magic"); /* swapped */
     memcpy(big, img, ni);
     put_be32(big + 8, 100000);
     put_be32(big + 12, 100000);
-    write_bytes(badp, big, ni);
+    nnl_test_write(badp, big, ni);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), "image size");
     memcpy(big, img, ni);
     put_be32(big + 4, 4000000000u);
-    write_bytes(badp, big, ni);
+    nnl_test_write(badp, big, ni);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), "image count");
-    write_bytes(badp, img, 10);
+    nnl_test_write(badp, img, 10);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), "header");
-    write_bytes(badp, img, 0);
+    nnl_test_write(badp, img, 0);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), "too short");
     uint8_t *lbl4 = make_idx_labels(4, lab, &nl);
-    write_bytes(badp, lbl4, nl);
+    nnl_test_write(badp, lbl4, nl);
     EXPECT_FAIL(nnl_idx_load(&ds, ip, badp), "4 labels but");
     free(lbl4);
-    write_bytes(badp, lbl, nl - 1);
+    nnl_test_write(badp, lbl, nl - 1);
     EXPECT_FAIL(nnl_idx_load(&ds, ip, badp), "truncated");
     EXPECT_FAIL(nnl_idx_load(&ds, tmp("idx/missing", NULL), lp), "missing");
 
@@ -188,7 +174,7 @@ static void test_idx(void) {
     gz = malloc((size_t)gzn);
     CHECK(fread(gz, 1, (size_t)gzn, f) == (size_t)gzn);
     fclose(f);
-    write_bytes(badp, gz, (size_t)gzn / 2);
+    nnl_test_write(badp, gz, (size_t)gzn / 2);
     EXPECT_FAIL(nnl_idx_load(&ds, badp, lp), badp);
     free(gz);
     free(bigimg);
@@ -228,11 +214,11 @@ static void test_cifar(void) {
     size_t n1, n2;
     uint8_t *b1 = make_cifar(3, 0, lab, &n1), *b2 = make_cifar(1, 0, lab + 3, &n2);
     char f1[4096], f2[4096];
-    mkdirs(tmp("c10/cifar-10-batches-bin", NULL));
+    nnl_test_mkdirs(tmp("c10/cifar-10-batches-bin", NULL));
     snprintf(f1, sizeof f1, "%s", tmp("c10/a.bin", NULL));
     snprintf(f2, sizeof f2, "%s", tmp("c10/b.bin", NULL));
-    write_bytes(f1, b1, n1);
-    write_bytes(f2, b2, n2);
+    nnl_test_write(f1, b1, n1);
+    nnl_test_write(f2, b2, n2);
     const char *files[2] = {f1, f2};
     CHECK(nnl_cifar_load(&ds, files, 2, 0) == NNL_OK);
     CHECK(ds.n == 4 && ds.c == 3 && ds.h == 32 && ds.w == 32 && ds.nclass == 10);
@@ -246,9 +232,9 @@ static void test_cifar(void) {
     for (int i = 1; i <= 5; i++) {
         char name[64];
         snprintf(name, sizeof name, "c10/cifar-10-batches-bin/data_batch_%d.bin", i);
-        write_bytes(tmp("%s", name), b1, n1);
+        nnl_test_write(tmp("%s", name), b1, n1);
     }
-    write_bytes(tmp("c10/cifar-10-batches-bin/test_batch.bin", NULL), b2, n2);
+    nnl_test_write(tmp("c10/cifar-10-batches-bin/test_batch.bin", NULL), b2, n2);
     CHECK(nnl_dataset_load(&ds, tmp("c10", NULL), NNL_SPLIT_TRAIN) == NNL_OK);
     CHECK(ds.n == 15 && cifar_pixels_ok(&ds, 0, 12, 3) && ds.labels[14] == 3);
     nnl_dataset_free(&ds);
@@ -259,10 +245,10 @@ static void test_cifar(void) {
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("c10", NULL), NNL_SPLIT_TRAIN), "data_batch_4.bin");
 
     /* broken CIFAR-10 */
-    write_bytes(f2, b1, n1 - 1);
+    nnl_test_write(f2, b1, n1 - 1);
     EXPECT_FAIL(nnl_cifar_load(&ds, files, 2, 0), "whole number");
     b2[0] = 10;
-    write_bytes(f2, b2, n2);
+    nnl_test_write(f2, b2, n2);
     EXPECT_FAIL(nnl_cifar_load(&ds, files, 2, 0), "label 10");
     EXPECT_FAIL(nnl_cifar_load(&ds, files, 2, 7), "mode");
     free(b1);
@@ -271,10 +257,10 @@ static void test_cifar(void) {
     /* CIFAR-100, fine and coarse labels, names beside the file */
     const uint8_t lab100[3] = {99, 0, 42};
     b1 = make_cifar(3, 1, lab100, &n1);
-    mkdirs(tmp("c100/cifar-100-binary", NULL));
+    nnl_test_mkdirs(tmp("c100/cifar-100-binary", NULL));
     snprintf(f1, sizeof f1, "%s", tmp("c100/cifar-100-binary/train.bin", NULL));
-    write_bytes(f1, b1, n1);
-    write_bytes(tmp("c100/cifar-100-binary/test.bin", NULL), b1, n1);
+    nnl_test_write(f1, b1, n1);
+    nnl_test_write(tmp("c100/cifar-100-binary/test.bin", NULL), b1, n1);
     char names[2000] = "";
     for (int k = 0; k < 100; k++) {
         char line[32];
@@ -282,7 +268,7 @@ static void test_cifar(void) {
         strcat(names, line);
     }
     strcat(names, "\n");
-    write_bytes(tmp("c100/cifar-100-binary/fine_label_names.txt", NULL), names, strlen(names));
+    nnl_test_write(tmp("c100/cifar-100-binary/fine_label_names.txt", NULL), names, strlen(names));
     files[0] = f1;
     CHECK(nnl_cifar_load(&ds, files, 1, 1) == NNL_OK);
     CHECK(ds.n == 3 && ds.nclass == 100 && strcmp(ds.source, "cifar100") == 0);
@@ -297,18 +283,18 @@ static void test_cifar(void) {
     nnl_dataset_free(&ds);
 
     /* CIFAR-100 straight in the given directory, without a names file */
-    mkdirs(tmp("c100b", NULL));
-    write_bytes(tmp("c100b/train.bin", NULL), b1, n1);
+    nnl_test_mkdirs(tmp("c100b", NULL));
+    nnl_test_write(tmp("c100b/train.bin", NULL), b1, n1);
     CHECK(nnl_dataset_load(&ds, tmp("c100b", NULL), NNL_SPLIT_TRAIN) == NNL_OK);
     CHECK(ds.n == 3 && ds.nclass == 100 && ds.labels[0] == 99 && ds.class_names == NULL);
     nnl_dataset_free(&ds);
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("c100b", NULL), NNL_SPLIT_TEST), "without test.bin");
 
-    write_bytes(tmp("c100/cifar-100-binary/coarse_label_names.txt", NULL), "a\nb\n", 4);
+    nnl_test_write(tmp("c100/cifar-100-binary/coarse_label_names.txt", NULL), "a\nb\n", 4);
     EXPECT_FAIL(nnl_cifar_load(&ds, files, 1, 2), "coarse_label_names.txt");
     EXPECT_FAIL(nnl_cifar_load(&ds, files, 1, 0), "whole number"); /* 3074-byte records as CIFAR-10 */
     b1[3074 + 1] = 100;
-    write_bytes(f1, b1, n1);
+    nnl_test_write(f1, b1, n1);
     EXPECT_FAIL(nnl_cifar_load(&ds, files, 1, 1), "record 1 has fine label 100");
     free(b1);
 }
@@ -337,14 +323,14 @@ static void write_pnm(const char *path, const uint8_t *planar, int c, int h, int
     memcpy(b, hdr, (size_t)hn);
     for (int j = 0; j < h * w; j++)
         for (int k = 0; k < c; k++) b[hn + j * c + k] = planar[k * h * w + j];
-    write_bytes(path, b, n);
+    nnl_test_write(path, b, n);
     free(b);
 }
 
 static void test_images(void) {
     uint8_t px[3 * 5 * 7], *got = NULL;
     int c, h, w;
-    mkdirs(tmp("img", NULL));
+    nnl_test_mkdirs(tmp("img", NULL));
     for (int ch = 1; ch <= 3; ch += 2) {
         pattern(px, ch, 5, 7, ch);
         char p[4096];
@@ -365,7 +351,7 @@ static void test_images(void) {
     for (int j = 0; j < 6; j++) { rgba[4 * j] = (uint8_t)j; rgba[4 * j + 1] = 100; rgba[4 * j + 2] = 200; rgba[4 * j + 3] = 7; }
     mem m = {0};
     CHECK(stbi_write_png_to_func(mem_write, &m, 3, 2, 4, rgba, 12));
-    write_bytes(tmp("img/rgba.png", NULL), m.d, m.n);
+    nnl_test_write(tmp("img/rgba.png", NULL), m.d, m.n);
     free(m.d);
     CHECK(nnl_image_load(tmp("img/rgba.png", NULL), &got, &c, &h, &w) == NNL_OK);
     CHECK(c == 3 && h == 2 && w == 3 && got && got[5] == 5 && got[6] == 100 && got[17] == 200);
@@ -373,7 +359,7 @@ static void test_images(void) {
     for (int j = 0; j < 256; j++) { flat[3 * j] = 200; flat[3 * j + 1] = 40; flat[3 * j + 2] = 90; }
     m.d = NULL; m.n = 0;
     CHECK(stbi_write_jpg_to_func(mem_write, &m, 16, 16, 3, flat, 95));
-    write_bytes(tmp("img/a.jpg", NULL), m.d, m.n);
+    nnl_test_write(tmp("img/a.jpg", NULL), m.d, m.n);
     free(m.d);
     CHECK(nnl_image_load(tmp("img/a.jpg", NULL), &got, &c, &h, &w) == NNL_OK);
     CHECK(c == 3 && h == 16 && w == 16 && got);
@@ -384,15 +370,15 @@ static void test_images(void) {
     free(got);
 
     /* 16-bit and small-maxval PGM samples are rescaled to 0..255 */
-    write_bytes(tmp("img/wide.pgm", NULL), "P5 3 1 65535 \xff\xff\x80\x00\x00\x00", 19);
+    nnl_test_write(tmp("img/wide.pgm", NULL), "P5 3 1 65535 \xff\xff\x80\x00\x00\x00", 19);
     CHECK(nnl_image_load(tmp("img/wide.pgm", NULL), &got, &c, &h, &w) == NNL_OK);
     CHECK(c == 1 && h == 1 && w == 3 && got && got[0] == 255 && got[1] == 128 && got[2] == 0);
     free(got);
-    write_bytes(tmp("img/small.pgm", NULL), "P5 2 1 15 \x0f\x05", 12);
+    nnl_test_write(tmp("img/small.pgm", NULL), "P5 2 1 15 \x0f\x05", 12);
     CHECK(nnl_image_load(tmp("img/small.pgm", NULL), &got, &c, &h, &w) == NNL_OK);
     CHECK(c == 1 && w == 2 && got && got[0] == 255 && got[1] == 85);
     free(got);
-    write_bytes(tmp("img/over.pgm", NULL), "P5 2 1 15 \x0f\x10", 12);
+    nnl_test_write(tmp("img/over.pgm", NULL), "P5 2 1 15 \x0f\x10", 12);
     EXPECT_FAIL(nnl_image_load(tmp("img/over.pgm", NULL), &got, &c, &h, &w), "above the maximum");
 
     /* a PNG cut short */
@@ -402,17 +388,17 @@ static void test_images(void) {
     uint8_t whole[4096];
     size_t wn = f ? fread(whole, 1, sizeof whole, f) : 0;
     if (f) fclose(f);
-    write_bytes(tmp("img/cut.png", NULL), whole, wn / 2);
+    nnl_test_write(tmp("img/cut.png", NULL), whole, wn / 2);
     EXPECT_FAIL(nnl_image_load(tmp("img/cut.png", NULL), &got, &c, &h, &w), "cut.png");
 
-    write_bytes(tmp("img/bad.png", NULL), "\x89PNG\r\n\x1a\nrubbish", 15);
+    nnl_test_write(tmp("img/bad.png", NULL), "\x89PNG\r\n\x1a\nrubbish", 15);
     EXPECT_FAIL(nnl_image_load(tmp("img/bad.png", NULL), &got, &c, &h, &w), "bad.png");
     CHECK(got == NULL);
-    write_bytes(tmp("img/bad.bin", NULL), "hello world", 11);
+    nnl_test_write(tmp("img/bad.bin", NULL), "hello world", 11);
     EXPECT_FAIL(nnl_image_load(tmp("img/bad.bin", NULL), &got, &c, &h, &w), "not a PNG");
-    write_bytes(tmp("img/ascii.ppm", NULL), "P3\n1 1\n255\n1 2 3\n", 17);
+    nnl_test_write(tmp("img/ascii.ppm", NULL), "P3\n1 1\n255\n1 2 3\n", 17);
     EXPECT_FAIL(nnl_image_load(tmp("img/ascii.ppm", NULL), &got, &c, &h, &w), "P3");
-    write_bytes(tmp("img/short.ppm", NULL), "P6\n4 4\n255\nabc", 14);
+    nnl_test_write(tmp("img/short.ppm", NULL), "P6\n4 4\n255\nabc", 14);
     EXPECT_FAIL(nnl_image_load(tmp("img/short.ppm", NULL), &got, &c, &h, &w), "short.ppm");
     EXPECT_FAIL(nnl_image_save_png(tmp("img/x.png", NULL), px, 5, 5, 7), "x.png");
     EXPECT_FAIL(nnl_image_save_png(tmp("nodir/x.png", NULL), px, 1, 5, 7), "x.png");
@@ -429,16 +415,16 @@ static void folder_image(const char *rel, int c, int h, int w, int seed, int png
 
 static void test_folder(void) {
     nnl_dataset ds;
-    mkdirs(tmp("fold/train/dog", NULL));
-    mkdirs(tmp("fold/train/cat", NULL));
-    mkdirs(tmp("fold/train/.git", NULL));
-    mkdirs(tmp("fold/test/cat", NULL));
+    nnl_test_mkdirs(tmp("fold/train/dog", NULL));
+    nnl_test_mkdirs(tmp("fold/train/cat", NULL));
+    nnl_test_mkdirs(tmp("fold/train/.git", NULL));
+    nnl_test_mkdirs(tmp("fold/test/cat", NULL));
     folder_image("fold/train/dog/b.png", 3, 6, 8, 1, 1);
     folder_image("fold/train/dog/a.ppm", 3, 6, 8, 2, 0);
     folder_image("fold/train/cat/z.png", 3, 6, 8, 3, 1);
     folder_image("fold/train/.git/x.png", 1, 2, 2, 3, 1);
-    write_bytes(tmp("fold/train/cat/.DS_Store", NULL), "junk", 4);
-    write_bytes(tmp("fold/train/README", NULL), "junk", 4);
+    nnl_test_write(tmp("fold/train/cat/.DS_Store", NULL), "junk", 4);
+    nnl_test_write(tmp("fold/train/README", NULL), "junk", 4);
     CHECK(nnl_dataset_load(&ds, tmp("fold", NULL), NNL_SPLIT_TRAIN) == NNL_OK);
     CHECK(ds.n == 3 && ds.c == 3 && ds.h == 6 && ds.w == 8 && ds.nclass == 2);
     CHECK(strcmp(ds.source, "imagefolder") == 0);
@@ -456,8 +442,8 @@ static void test_folder(void) {
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("fold", NULL), NNL_SPLIT_TEST), "no class");
 
     /* Many images, gray PGM, decoded in parallel: errors name the lowest bad file every time. */
-    mkdirs(tmp("many/c0", NULL));
-    mkdirs(tmp("many/c1", NULL));
+    nnl_test_mkdirs(tmp("many/c0", NULL));
+    nnl_test_mkdirs(tmp("many/c1", NULL));
     for (int i = 0; i < 300; i++) {
         char rel[64];
         snprintf(rel, sizeof rel, "many/c%d/%03d.pgm", i % 2, i);
@@ -473,9 +459,9 @@ static void test_folder(void) {
     }
     CHECK(ok);
     nnl_dataset_free(&ds);
-    write_bytes(tmp("many/c1/201.pgm", NULL), "P5\n4 4\n255\nxx", 13);
+    nnl_test_write(tmp("many/c1/201.pgm", NULL), "P5\n4 4\n255\nxx", 13);
     folder_image("many/c0/100.pgm", 1, 4, 5, 0, 0);
-    write_bytes(tmp("many/c1/299.pgm", NULL), "garbage", 7);
+    nnl_test_write(tmp("many/c1/299.pgm", NULL), "garbage", 7);
     for (int rep = 0; rep < 5; rep++)
         EXPECT_FAIL(nnl_imagefolder_load(&ds, tmp("many", NULL)), "100.pgm: image is 5x4");
     folder_image("many/c0/100.pgm", 1, 4, 4, 0, 0);
@@ -492,10 +478,10 @@ static void test_misc(void) {
     memset(&ds, 0, sizeof ds);
     nnl_dataset_free(&ds);
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("nothere", NULL), NNL_SPLIT_TRAIN), "nothere");
-    mkdirs(tmp("empty", NULL));
+    nnl_test_mkdirs(tmp("empty", NULL));
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("empty", NULL), NNL_SPLIT_TRAIN), "no IDX, CIFAR or image-folder");
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("empty", NULL), 5), "split");
-    write_bytes(tmp("afile", NULL), "x", 1);
+    nnl_test_write(tmp("afile", NULL), "x", 1);
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("afile", NULL), NNL_SPLIT_TRAIN), "not a directory");
 
     /* stats: channel 0 is 0/255 in half the pixels and 255 in the rest, channel 1 constant */

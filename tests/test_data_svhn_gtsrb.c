@@ -30,20 +30,6 @@ static const char *tmp(const char *fmt, ...) {
     return g_path;
 }
 
-static void mkdirs(const char *path) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') { *s = 0; mkdir(p, 0755); *s = '/'; }
-    mkdir(p, 0755);
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { perror(path); exit(2); }
-    fclose(f);
-}
-
 static uint8_t *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) { perror(path); exit(2); }
@@ -122,7 +108,7 @@ static void test_svhn_good(void) {
     const double y[4] = {10, 1, 5, 9};
     const int want[4] = {0, 1, 5, 9};
     nnl_dataset ds;
-    mkdirs(tmp("svhn"));
+    nnl_test_mkdirs(tmp("svhn"));
     for (int comp = 0; comp < 2; comp++) {
         char p[4096];
         snprintf(p, sizeof p, "%s", tmp("svhn/good%d.mat", comp));
@@ -149,7 +135,7 @@ static void test_svhn_good(void) {
         nnl_dataset_free(&ds);
     }
     /* as a data-set directory */
-    mkdirs(tmp("svhn/set"));
+    nnl_test_mkdirs(tmp("svhn/set"));
     write_svhn(tmp("svhn/set/train_32x32.mat"), 4, y, 1);
     write_svhn(tmp("svhn/set/test_32x32.mat"), 2, y + 2, 0);
     CHECK_MSG(nnl_dataset_load(&ds, tmp("svhn/set"), NNL_SPLIT_TRAIN) == NNL_OK, "%s", nnl_errmsg());
@@ -158,7 +144,7 @@ static void test_svhn_good(void) {
     CHECK_MSG(nnl_dataset_load(&ds, tmp("svhn/set"), NNL_SPLIT_TEST) == NNL_OK, "%s", nnl_errmsg());
     CHECK(ds.n == 2 && ds.labels && ds.labels[0] == 5 && ds.labels[1] == 9);
     nnl_dataset_free(&ds);
-    mkdirs(tmp("svhn/half"));
+    nnl_test_mkdirs(tmp("svhn/half"));
     write_svhn(tmp("svhn/half/train_32x32.mat"), 4, y, 1);
     EXPECT_FAIL(nnl_dataset_load(&ds, tmp("svhn/half"), NNL_SPLIT_TEST), "test_32x32.mat");
     CHECK(ds.pixels == NULL && ds.n == 0);
@@ -236,11 +222,11 @@ static void test_svhn_broken(void) {
 
     nnl_dataset ds;
     EXPECT_FAIL(nnl_svhn_load(&ds, tmp("svhn/absent.mat")), "absent.mat: cannot open");
-    write_bytes(tmp("svhn/empty.mat"), "", 0);
+    nnl_test_write(tmp("svhn/empty.mat"), "", 0);
     EXPECT_FAIL(nnl_svhn_load(&ds, tmp("svhn/empty.mat")), "empty.mat");
     char text[300];
     memset(text, 'a', sizeof text);
-    write_bytes(tmp("svhn/text.mat"), text, sizeof text);
+    nnl_test_write(tmp("svhn/text.mat"), text, sizeof text);
     EXPECT_FAIL(nnl_svhn_load(&ds, tmp("svhn/text.mat")), "text.mat: not a MATLAB v5 MAT-file");
 
     /* Every truncation of a valid file, compressed and not, must fail cleanly. */
@@ -255,7 +241,7 @@ static void test_svhn_broken(void) {
         uint8_t *b = read_all(src, &n);
         int failures = 0, cases = 0;
         for (size_t len = 0; len < n; len += len < 300 || len + 40 > n ? 1 : 23) {
-            write_bytes(dst, b, len);
+            nnl_test_write(dst, b, len);
             int st = nnl_svhn_load(&ds, dst);
             cases++;
             if (st == NNL_OK || !strstr(nnl_errmsg(), "cut")) {
@@ -293,7 +279,7 @@ static void test_svhn_mutations(void) {
                 size_t at = 116 + (size_t)(s >> 33) % (comp ? n - 116 : 200);
                 m[at] ^= (uint8_t)(1u << ((s >> 20) & 7));
             }
-            write_bytes(dst, m, n);
+            nnl_test_write(dst, m, n);
             nnl_dataset ds;
             nnl_clear_error();
             if (nnl_svhn_load(&ds, dst) == NNL_OK) {
@@ -331,7 +317,7 @@ static void write_csv(const char *path, const row *rows, int n) {
     fclose(f);
 }
 
-static void write_text(const char *path, const char *text) { write_bytes(path, text, strlen(text)); }
+static void write_text(const char *path, const char *text) { nnl_test_write(path, text, strlen(text)); }
 
 /* A binary P6 PPM from planar CHW pixels. */
 static void write_ppm(const char *path, const uint8_t *chw, int w, int h) {
@@ -342,7 +328,7 @@ static void write_ppm(const char *path, const uint8_t *chw, int w, int h) {
     memcpy(b, hdr, hl);
     for (size_t i = 0; i < plane; i++)
         for (int ch = 0; ch < 3; ch++) b[hl + 3 * i + ch] = chw[ch * plane + i];
-    write_bytes(path, b, hl + 3 * plane);
+    nnl_test_write(path, b, hl + 3 * plane);
     free(b);
 }
 
@@ -402,25 +388,25 @@ static void make_gtsrb(const char *root) {
     uint8_t *u1 = uniform(40, 35, 200, 100, 50), *u2 = uniform(20, 17, 10, 20, 30);
     uint8_t *p2 = pattern_2x(), *pn = pattern_in_noise();
     snprintf(d, sizeof d, "%s/Final_Training/Images/00000", root);
-    mkdirs(d);
+    nnl_test_mkdirs(d);
     snprintf(p, sizeof p, "%s/00000_00000.ppm", d); write_ppm(p, u1, 40, 35);
     snprintf(p, sizeof p, "%s/00000_00001.ppm", d); write_ppm(p, p2, 64, 64);
     const row r0[] = {{"00000_00000.ppm", 40, 35, 5, 5, 35, 30, 0}, {"00000_00001.ppm", 64, 64, 0, 0, 64, 64, 0}};
     snprintf(p, sizeof p, "%s/GT-00000.csv", d); write_csv(p, r0, 2);
     snprintf(d, sizeof d, "%s/Final_Training/Images/00001", root);
-    mkdirs(d);
+    nnl_test_mkdirs(d);
     snprintf(p, sizeof p, "%s/00001_00000.ppm", d); write_ppm(p, pn, 50, 40);
     snprintf(p, sizeof p, "%s/00001_00001.ppm", d); write_ppm(p, u2, 20, 17);
     const row r1[] = {{"00001_00000.ppm", 50, 40, 10, 5, 42, 37, 1}, {"00001_00001.ppm", 20, 17, 5, 5, 15, 12, 1}};
     snprintf(p, sizeof p, "%s/GT-00001.csv", d); write_csv(p, r1, 2);
     snprintf(d, sizeof d, "%s/Final_Training/Images/00002", root);
-    mkdirs(d);
+    nnl_test_mkdirs(d);
     snprintf(p, sizeof p, "%s/00002_00000.ppm", d); write_ppm(p, u2, 20, 17);
     const row r2[] = {{"00002_00000.ppm", 20, 17, 0, 0, 20, 17, 7}};
     snprintf(p, sizeof p, "%s/GT-00002.csv", d); write_csv(p, r2, 1);
     /* test split: the annotated CSV inside Final_Test/Images, plus the unlabelled one */
     snprintf(d, sizeof d, "%s/Final_Test/Images", root);
-    mkdirs(d);
+    nnl_test_mkdirs(d);
     snprintf(p, sizeof p, "%s/00000.ppm", d); write_ppm(p, pn, 50, 40);
     snprintf(p, sizeof p, "%s/00001.ppm", d); write_ppm(p, u1, 40, 35);
     const row rt[] = {{"00000.ppm", 50, 40, 10, 5, 42, 37, 42}, {"00001.ppm", 40, 35, 1, 1, 39, 34, 13}};
@@ -482,7 +468,7 @@ static void test_gtsrb_good(void) {
     CHECK(nnl_gtsrb_set_defaults(32, 0) == NNL_OK);
     char outer[4096];
     snprintf(outer, sizeof outer, "%s", tmp("gtsrb/outer"));
-    mkdirs(outer);
+    nnl_test_mkdirs(outer);
     char link[4200];
     snprintf(link, sizeof link, "%s/GTSRB", outer);
     CHECK(symlink(root, link) == 0);
@@ -512,7 +498,7 @@ static void test_gtsrb_roi(void) {
     char root[4096], d[4200], p[4300];
     snprintf(root, sizeof root, "%s", tmp("gtsrb/roi"));
     snprintf(d, sizeof d, "%s/Final_Training/Images/00003", root);
-    mkdirs(d);
+    nnl_test_mkdirs(d);
     uint8_t *u = uniform(30, 30, 9, 99, 199);
     snprintf(p, sizeof p, "%s/a.ppm", d); write_ppm(p, u, 30, 30);
     snprintf(p, sizeof p, "%s/b.ppm", d); write_ppm(p, u, 30, 30);
@@ -620,7 +606,7 @@ static void test_gtsrb_broken(void) {
         nnl_dataset ds;
         snprintf(p, sizeof p, "%s/Final_Training", root);
         EXPECT_FAIL(nnl_gtsrb_load(&ds, p, NNL_SPLIT_TRAIN, 32, 0, NULL), "no GTSRB Final_Training/ or Final_Test/");
-        mkdirs(tmp("gtsrb/only_train/Final_Training/Images"));
+        nnl_test_mkdirs(tmp("gtsrb/only_train/Final_Training/Images"));
         EXPECT_FAIL(nnl_dataset_load(&ds, tmp("gtsrb/only_train"), NNL_SPLIT_TEST), "Final_Test/Images: missing");
         EXPECT_FAIL(nnl_dataset_load(&ds, tmp("gtsrb/only_train"), NNL_SPLIT_TRAIN), "Images: no class folders");
     }

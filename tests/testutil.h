@@ -14,4 +14,8 @@ extern int nnl_test_failures;
 int nnl_test_finish(const char *name);
 /* A fresh temporary directory for this test (created once, path stable). */
 const char *nnl_test_tmpdir(void);
+/* mkdir -p. */
+void nnl_test_mkdirs(const char *path);
+/* Writes a whole file; exits the test (status 2) if it cannot. */
+void nnl_test_write(const char *path, const void *data, size_t n);
 #endif

@@ -57,6 +57,20 @@ int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_byt
 /* Writes data atomically: path.tmp.XXXXXX in the same directory, fsync, rename. */
 int nnl_write_file_atomic(const char *path, const void *data, size_t size);
 
+/* The failure with the lowest index in a parallel loop, so the error reported is the same
+ * whatever the thread timing. Workers call nnl_first_error_skip to drop work that can no
+ * longer matter and nnl_first_error_record when they fail (it captures nnl_errmsg()). */
+typedef struct nnl_first_error {
+    int64_t index;  /* n while nothing failed */
+    int status;
+    char msg[512];
+} nnl_first_error;
+void nnl_first_error_init(nnl_first_error *e, int64_t n);
+int nnl_first_error_skip(nnl_first_error *e, int64_t i);
+void nnl_first_error_record(nnl_first_error *e, int64_t i, int status);
+/* NNL_OK, or the recorded failure re-raised on the calling thread. */
+int nnl_first_error_status(const nnl_first_error *e);
+
 /* Like nnl_image_load but keeps an alpha channel: c = 2 (gray + alpha) or 4 (RGBA). */
 int nnl_image_load_rgba(const char *path, uint8_t **pixels, int *c, int *h, int *w);
 

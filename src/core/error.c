@@ -25,3 +25,30 @@ int nnl_fail(int status, const char *fmt, ...) {
     va_end(ap);
     return status;
 }
+
+void nnl_first_error_init(nnl_first_error *e, int64_t n) {
+    e->index = n;
+    e->status = NNL_OK;
+    e->msg[0] = 0;
+}
+
+int nnl_first_error_skip(nnl_first_error *e, int64_t i) {
+    int64_t cur;
+#pragma omp atomic read
+    cur = e->index;
+    return i > cur;
+}
+
+void nnl_first_error_record(nnl_first_error *e, int64_t i, int status) {
+#pragma omp critical(nnl_first_error)
+    if (i < e->index) {
+        e->status = status;
+        snprintf(e->msg, sizeof e->msg, "%s", last_msg);
+#pragma omp atomic write
+        e->index = i;
+    }
+}
+
+int nnl_first_error_status(const nnl_first_error *e) {
+    return e->status == NNL_OK ? NNL_OK : nnl_fail(e->status, "%s", e->msg);
+}

@@ -464,16 +464,13 @@ static int collect_test(const char *base, group **gs, int *ng) {
  * failure kept is the one with the lowest index: the same message on every run. */
 static int decode_all(const group *gs, const item *items, int64_t n, int size, int crop, uint8_t *pixels,
                       int64_t *nclamped) {
-    int64_t bad = n, clamped = 0;
-    int bad_st = NNL_OK;
-    char bad_msg[512] = "";
+    int64_t clamped = 0;
+    nnl_first_error fe;
+    nnl_first_error_init(&fe, n);
     size_t per = 3 * (size_t)size * (size_t)size;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(nnl_get_threads()) reduction(+ : clamped)
     for (int64_t i = 0; i < n; i++) {
-        int64_t cur;
-#pragma omp atomic read
-        cur = bad;
-        if (i > cur) continue; /* a lower image already failed: this one cannot matter */
+        if (nnl_first_error_skip(&fe, i)) continue; /* a lower image already failed */
         const group *g = &gs[items[i].g];
         const nnl_gtsrb_row *r = &g->csv.rows[items[i].r];
         char *path = join(g->imgdir, g->csv.names + r->file);
@@ -488,18 +485,10 @@ static int decode_all(const group *gs, const item *items, int64_t n, int size, i
         clamped += cl;
         free(px);
         free(path);
-        if (st) {
-#pragma omp critical(nnl_gtsrb_error)
-            if (i < bad) {
-#pragma omp atomic write
-                bad = i;
-                bad_st = st;
-                snprintf(bad_msg, sizeof bad_msg, "%s", nnl_errmsg());
-            }
-        }
+        if (st) nnl_first_error_record(&fe, i, st);
     }
     *nclamped = clamped;
-    return bad < n ? nnl_fail(bad_st, "%s", bad_msg) : NNL_OK;
+    return nnl_first_error_status(&fe);
 }
 
 int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int crop_roi, int64_t *roi_clamped) {

@@ -108,16 +108,13 @@ static int collect(const char *dir, const strlist *classes, strlist *paths, int3
 /* Decodes images 1..n-1 in parallel into their slots. Workers may fail in any order, so the
  * failure kept is the one with the lowest index: the same message on every run. */
 static int decode_rest(const strlist *paths, uint8_t *pixels, int c0, int h0, int w0) {
-    int64_t n = paths->n, bad = n;
-    int bad_st = NNL_OK;
-    char bad_msg[512] = "";
+    int64_t n = paths->n;
+    nnl_first_error fe;
+    nnl_first_error_init(&fe, n);
     size_t per = (size_t)c0 * (size_t)h0 * (size_t)w0;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(nnl_get_threads())
     for (int64_t i = 1; i < n; i++) {
-        int64_t cur;
-#pragma omp atomic read
-        cur = bad;
-        if (i > cur) continue; /* a lower image already failed: this one cannot matter */
+        if (nnl_first_error_skip(&fe, i)) continue; /* a lower image already failed */
         uint8_t *px = NULL;
         int c, h, w;
         int st = nnl_image_load(paths->s[i], &px, &c, &h, &w);
@@ -126,17 +123,9 @@ static int decode_rest(const strlist *paths, uint8_t *pixels, int c0, int h0, in
                           paths->s[i], w, h, c, paths->s[0], w0, h0, c0);
         if (!st) memcpy(pixels + (size_t)i * per, px, per);
         free(px);
-        if (st) {
-#pragma omp critical(nnl_imagefolder_error)
-            if (i < bad) {
-#pragma omp atomic write
-                bad = i;
-                bad_st = st;
-                snprintf(bad_msg, sizeof bad_msg, "%s", nnl_errmsg());
-            }
-        }
+        if (st) nnl_first_error_record(&fe, i, st);
     }
-    return bad < n ? nnl_fail(bad_st, "%s", bad_msg) : NNL_OK;
+    return nnl_first_error_status(&fe);
 }
 
 int nnl_imagefolder_load(nnl_dataset *ds, const char *dir) {
