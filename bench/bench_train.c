@@ -166,7 +166,8 @@ int main(int argc, char **argv) {
         }
     }
     nnl_set_threads(threads);
-    printf("# nnlock %s threads=%d OPENBLAS_CORETYPE=%s\n", NNL_VERSION, threads,
+    printf("# nnlock %s threads=%d GOMP_SPINCOUNT=%s OPENBLAS_CORETYPE=%s\n", NNL_VERSION, threads,
+           getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(unset)",
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
     double mlp_rate = 0.0;
     if (has(cases, "mlp_train")) {

@@ -74,9 +74,11 @@ int nnl_get_threads(void);
  * program should set OPENBLAS_CORETYPE=SkylakeX and re-execute itself.
  */
 int nnl_blas_wants_skylakex(void);
-/* If nnl_blas_wants_skylakex(), sets OPENBLAS_CORETYPE=SkylakeX and re-executes the
- * running program with argv (once: NNL_NO_REEXEC guards against loops). Returns only
- * when nothing was done or the exec failed; programs then run with the slower kernels. */
+/* Re-executes the running program with argv (once: NNL_NO_REEXEC guards against loops)
+ * after setting what must be set before OpenBLAS and libgomp load: OPENBLAS_CORETYPE=SkylakeX
+ * when nnl_blas_wants_skylakex(), and GOMP_SPINCOUNT=2000 when neither it nor OMP_WAIT_POLICY
+ * is set (long spin-waits collapse throughput when other programs share the cores). Returns
+ * only when nothing was needed or the exec failed; the program then runs as it is. */
 void nnl_blas_reexec(char **argv);
 
 /* ---------------------------------------------------------------- data */
