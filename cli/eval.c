@@ -38,6 +38,8 @@ static void print_report(nnl_model *m, const nnl_eval *ev) {
     int k = ev->nclass;
     printf("accuracy %.2f%% (%lld/%lld), loss %.4f\n\nper class:\n", 100.0 * nnl_eval_accuracy(ev),
            (long long)ev->correct, (long long)ev->n, ev->loss);
+    if (ev->invalid)
+        printf("%lld images got NaN or Inf outputs (counted as wrong)\n", (long long)ev->invalid);
     for (int i = 0; i < k; i++) {
         const char *nm = nnl_model_class_name(m, i);
         printf("  %3d %-16s %6.2f%%\n", i, nm ? nm : "", 100.0 * nnl_eval_class_accuracy(ev, i));
@@ -173,7 +175,7 @@ static int run(int argc, char **argv) {
     static const struct option lo[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 1}, {"batch", 1, 0, 'b'},
                                        {"threads", 1, 0, 't'}, {"json", 0, 0, 2}, {"key", 1, 0, 'k'},
                                        {"baseline", 1, 0, 3}, {"remap", 1, 0, 4}, {"out", 1, 0, 5}, {"wrong-keys", 0, 0, 6},
-                                       CLI_WEIGHTS_LONGOPTS(100), {0, 0, 0, 0}};
+                                       CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
     const char *cmd = "eval", *data = NNL_DEFAULT_DATA, *key = NULL, *baseline = NULL, *outdir = NULL;
     cli_weights_opts wo = {0};
     long batch = 500, threads = 0;
@@ -198,7 +200,7 @@ static int run(int argc, char **argv) {
         case 5: outdir = optarg; break;
         case 6: wrong_keys = 1; break;
         default:
-            if (cli_weights_option(c, 100, &wo)) break;
+            if (cli_weights_option(c, 300, &wo)) break;
             return cli_bad_option(cmd, argc, argv);
         }
     }

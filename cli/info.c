@@ -14,7 +14,7 @@ static void usage(FILE *out) {
 }
 
 static int run(int argc, char **argv) {
-    static const struct option lo[] = {{"json", 0, 0, 1}, CLI_WEIGHTS_LONGOPTS(100), {0, 0, 0, 0}};
+    static const struct option lo[] = {{"json", 0, 0, 1}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
     cli_weights_opts wo = {0};
     wo.allow_locked = 1; /* describing a locked model needs no key */
     const char *cmd = "info";
@@ -23,7 +23,7 @@ static int run(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 1) json = 1;
-        else if (!cli_weights_option(c, 100, &wo)) return cli_bad_option(cmd, argc, argv);
+        else if (!cli_weights_option(c, 300, &wo)) return cli_bad_option(cmd, argc, argv);
     }
     if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock info MODEL)") + 1;
     if (optind + 1 < argc) return cli_fail(cmd, "unexpected argument '%s'", argv[optind + 1]) + 1;

@@ -21,7 +21,7 @@ static void usage(FILE *out) {
 
 static int run(int argc, char **argv) {
     static const struct option lo[] = {{"out", 1, 0, 'o'}, {"shape", 1, 0, 1}, {"weights", 0, 0, 2},
-                                       {"force", 0, 0, 3}, CERT_LONGOPTS(100), {0, 0, 0, 0}};
+                                       {"force", 0, 0, 3}, CERT_LONGOPTS(400), {0, 0, 0, 0}};
     const char *cmd = "keygen", *out = "cert.key";
     int c, weights = 0, force = 0, sc = 1, sh = 28, sw = 28;
     nnl_cert_opts co;
@@ -38,7 +38,7 @@ static int run(int argc, char **argv) {
         case 2: weights = 1; break;
         case 3: force = 1; break;
         default: {
-            int r = cert_option(cmd, c, 100, &co);
+            int r = cert_option(cmd, c, 400, &co);
             if (r == 2) return 2;
             if (r == 0) return cli_bad_option(cmd, argc, argv);
         }

@@ -62,6 +62,25 @@ int cli_weights_key(const char *cmd, const char *model_path, nnl_model *m, const
     return 0;
 }
 
+/* Unlocks m in place with w's key file or passphrase; a wrong one is one line naming the
+ * model. Prints its own errors; returns 0 or 1. */
+static int unlock_with(const char *cmd, const char *path, nnl_model *m, const cli_weights_opts *w) {
+    int st;
+    if (w->passphrase_file && !w->key_file) {
+        char *pass = read_passphrase(cmd, w->passphrase_file);
+        if (!pass) return 1;
+        st = nnl_weights_unlock_passphrase(m, pass);
+        free_passphrase(pass);
+    } else {
+        uint8_t key[NNL_WEIGHTS_KEY_MAX];
+        size_t len = 0;
+        if (cli_weights_key(cmd, path, m, w, key, &len)) return 1;
+        st = nnl_weights_unlock(m, key, len);
+        nnl_wl_wipe(key, sizeof key);
+    }
+    return st ? cli_fail(cmd, "%s: %s", path, nnl_errmsg()) : 0;
+}
+
 int cli_weights_option(int c, int base, cli_weights_opts *w) {
     if (c == base) { w->key_file = optarg; return 1; }
     if (c == base + 1) { w->passphrase_file = optarg; return 1; }
@@ -99,12 +118,7 @@ int cli_load_model(const char *cmd, const char *path, const cli_weights_opts *w,
         nnl_model_free(m);
         return 1;
     }
-    uint8_t key[NNL_WEIGHTS_KEY_MAX];
-    size_t len = 0;
-    int rc = cli_weights_key(cmd, path, m, w, key, &len);
-    if (!rc && (st = nnl_weights_unlock(m, key, len))) rc = cli_fail(cmd, "%s: %s", path, nnl_errmsg());
-    nnl_wl_wipe(key, sizeof key);
-    if (rc) { nnl_model_free(m); return 1; }
+    if (unlock_with(cmd, path, m, w)) { nnl_model_free(m); return 1; }
     *out = m;
     return 0;
 }
@@ -117,10 +131,12 @@ static void usage_lock(FILE *out) {
         "Encrypts every stored parameter of MODEL (weights, biases, batch-norm parameters and\n"
         "statistics) with Deep-Lock: the AES S-box and per-parameter words of the AES key\n"
         "schedule of a master key (docs/deep-lock.md). OUT has the same architecture and size\n"
-        "and performs at chance until the right key unlocks it; its metadata records the\n"
-        "scheme, the key size and a key check value, never the key.\n\n"
+        "and is useless (NaN outputs) until the right key unlocks it; its metadata records the\n"
+        "scheme, the key size, a key check value and an integrity tag, never the key.\n"
+        "Deep-Lock keeps a copied file from running; it is not strong encryption: the key can\n"
+        "be recovered from a locked file (docs/deep-lock.md, 'Limits of the scheme').\n\n"
         "  -k, --key-file K          master key file: 32 or 64 hex digits (AES-128 / AES-256);\n"
-        "                            'nnlock keygen --weights K' writes a random 256-bit one\n"
+        "                            'nnlock keygen --weights -o K' writes a random 256-bit one\n"
         "      --passphrase-file F   derive a 256-bit key from the passphrase in F (Argon2id,\n"
         "                            random salt stored in OUT); one trailing newline is ignored\n\n"
         "OUT is written atomically (temporary file + rename) and may be MODEL itself.\n"
@@ -178,8 +194,7 @@ static int run_common(int argc, char **argv, int unlock) {
     int rc = 1;
     if (unlock) {
         if (!nnl_weights_locked(m)) { cli_fail(cmd, "%s is not weight-locked: nothing to unlock", in); goto done; }
-        if (cli_weights_key(cmd, in, m, &wo, key, &len)) goto done;
-        if ((st = nnl_weights_unlock(m, key, len))) { cli_fail(cmd, "%s: %s", in, nnl_errmsg()); goto done; }
+        if (unlock_with(cmd, in, m, &wo)) goto done;
     } else {
         if (nnl_weights_locked(m)) { cli_fail(cmd, "%s is already weight-locked", in); goto done; }
         if (wo.key_file) {

@@ -12,8 +12,8 @@ static const nnl_command *const commands[] = {
 
 static void usage(FILE *out) {
     fprintf(out, "usage: nnlock <command> [options]\n\ncommands:\n");
-    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
-    fprintf(out, "  %-10s %s\n", "help", "show help for a command (nnlock help <command>), or 'nnlock help arch'");
+    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-15s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(out, "  %-15s %s\n", "help", "show help for a command (nnlock help <command>), or 'nnlock help arch'");
     fprintf(out, "\nnnlock %s. Default data set: %s (Debian package dataset-fashion-mnist).\n", NNL_VERSION, NNL_DEFAULT_DATA);
 }
 

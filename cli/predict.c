@@ -71,7 +71,7 @@ static void emit(nnl_model *m, const char *what, const float *p, int k, int top,
 static int run(int argc, char **argv) {
     static const struct option lo[] = {{"top", 1, 0, 'k'}, {"data", 1, 0, 'd'}, {"limit", 1, 0, 1},
                                        {"threads", 1, 0, 't'}, {"json", 0, 0, 2},
-                                       {"key", 1, 0, 3}, CLI_WEIGHTS_LONGOPTS(100), {0, 0, 0, 0}};
+                                       {"key", 1, 0, 3}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
     const char *key = NULL;
     const char *cmd = "predict", *data = NULL;
     cli_weights_opts wo = {0};
@@ -88,7 +88,7 @@ static int run(int argc, char **argv) {
         case 2: json = 1; break;
         case 3: key = optarg; break;
         default:
-            if (cli_weights_option(c, 100, &wo)) break;
+            if (cli_weights_option(c, 300, &wo)) break;
             return cli_bad_option(cmd, argc, argv);
         }
     }

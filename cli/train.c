@@ -142,9 +142,9 @@ static int run(int argc, char **argv) {
         {"nesterov", 0, 0, 4}, {"weight-decay", 1, 0, 5}, {"schedule", 1, 0, 6}, {"step-size", 1, 0, 7},
         {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
-        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24}, CLI_WEIGHTS_LONGOPTS(100),
+        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24}, CLI_WEIGHTS_LONGOPTS(300),
         {"lock", 1, 0, 16}, {"strategy", 1, 0, 17}, {"target", 1, 0, 18}, {"rate", 1, 0, 19}, {"key", 1, 0, 20},
-        {"key-out", 1, 0, 21}, {"figures", 1, 0, 22}, CERT_LONGOPTS(200), {0, 0, 0, 0}};
+        {"key-out", 1, 0, 21}, {"figures", 1, 0, 22}, CERT_LONGOPTS(400), {0, 0, 0, 0}};
     const char *key = NULL, *key_out = NULL, *figures = NULL;
     int lock = 0, strategy = NNL_STRATEGY_RANDOM, cert_opt_given = 0, lock_opt = 0;
     long target = 0, resize = 32;
@@ -224,8 +224,8 @@ static int run(int argc, char **argv) {
         case 23: if (cli_int(cmd, "--resize", optarg, 4, 1024, &resize)) return 2; break;
         case 24: crop_roi = 1; break;
         default: {
-            if (cli_weights_option(c, 100, &wo)) break;
-            int r = cert_option(cmd, c, 200, &co);
+            if (cli_weights_option(c, 300, &wo)) break;
+            int r = cert_option(cmd, c, 400, &co);
             if (r == 2) return 2;
             if (r == 1) { cert_opt_given |= 2; break; }
             return cli_bad_option(cmd, argc, argv);

@@ -14,7 +14,10 @@
  * key, whether the unlocked weights are the original's bit for bit, the accuracy of the
  * locked model run as it is, with 100 random wrong keys (mean, max) and with keys one bit
  * away from the right one (32 bit positions), and the fraction of weights that decode to
- * NaN or Inf. Wrong keys come from a fixed seed, so the report is reproducible.
+ * NaN or Inf. An image whose outputs hold a NaN counts as wrongly classified; each
+ * accuracy is also given after an attacker's repair (weights that are NaN, Inf or larger
+ * than 1 in magnitude set to 0). Wrong keys come from a fixed seed, so the report is
+ * reproducible. In JSON: right_key, locked_as_is, wrong_keys, one_bit_off (see the code).
  * test must match the model's input. Prints its own errors; returns 0 or 1.
  */
 int cli_weights_report(const char *cmd, const char *model_path, const cli_weights_opts *w,

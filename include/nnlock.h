@@ -262,6 +262,7 @@ typedef struct nnl_eval {
     int64_t n, correct;
     double loss;
     int64_t *confusion;   /* nclass x nclass, row = true label, column = prediction */
+    int64_t invalid;      /* images whose outputs held NaN or Inf: wrong, not in confusion */
 } nnl_eval;
 
 /* Evaluates on a data set, each image passed through hooks->sample first if hooks != NULL. */

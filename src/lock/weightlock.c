@@ -237,7 +237,7 @@ int nnl_wl_key_read(const char *path, uint8_t key[NNL_WL_KEY_MAX], size_t *key_l
     return st;
 }
 
-int nnl_wl_key_write(const char *path, const uint8_t *key, size_t key_len) {
+static int key_write(const char *path, const uint8_t *key, size_t key_len, int exclusive) {
     if (key_len != 16 && key_len != 32)
         return nnl_fail(NNL_ERR_KEY, "%s: a weight-lock key is 16 or 32 bytes, got %zu", path, key_len);
     char text[2 * NNL_WL_KEY_MAX + 2];
@@ -285,7 +285,15 @@ int nnl_wl_key_write(const char *path, const uint8_t *key, size_t key_len) {
         unlink(tmp);
         goto out;
     }
-    if (rename(tmp, path) != 0) {
+    if (exclusive) {
+        /* link() fails with EEXIST if path appeared meanwhile, where rename() would
+         * silently replace it: a check followed by rename would race with a second keygen. */
+        if (link(tmp, path) != 0) {
+            if (errno == EEXIST) st = nnl_fail(NNL_ERR_IO, "%s exists; not overwriting a key", path);
+            else st = nnl_fail(NNL_ERR_IO, "%s: cannot create the key file: %s", path, strerror(errno));
+        }
+        unlink(tmp);
+    } else if (rename(tmp, path) != 0) {
         st = nnl_fail(NNL_ERR_IO, "%s: cannot rename the temporary file into place: %s", path, strerror(errno));
         unlink(tmp);
     }
@@ -293,6 +301,17 @@ out:
     nnl_wl_wipe(text, sizeof text);
     free(tmp);
     return st;
+}
+
+int nnl_wl_key_write(const char *path, const uint8_t *key, size_t key_len) {
+    return key_write(path, key, key_len, 0);
+}
+
+int nnl_wl_key_write_new(const char *path, const uint8_t *key, size_t key_len) {
+    struct stat sb;
+    /* Checked first only for the clearer message; the link() above is what guarantees it. */
+    if (lstat(path, &sb) == 0) return nnl_fail(NNL_ERR_IO, "%s exists; not overwriting a key", path);
+    return key_write(path, key, key_len, 1);
 }
 
 int nnl_wl_key_from_passphrase(const char *pass, size_t pass_len,

@@ -99,6 +99,9 @@ int nnl_wl_key_parse(const char *name, const char *text, size_t len,
 int nnl_wl_key_read(const char *path, uint8_t key[NNL_WL_KEY_MAX], size_t *key_len);
 /* Writes a key file (lowercase hex + "\n") atomically with mode 0600, replacing path. */
 int nnl_wl_key_write(const char *path, const uint8_t *key, size_t key_len);
+/* The same, but never replaces an existing file (NNL_ERR_IO "PATH exists; not overwriting
+ * a key"), even against a concurrent writer: the file is linked into place, not renamed. */
+int nnl_wl_key_write_new(const char *path, const uint8_t *key, size_t key_len);
 
 /*
  * Passphrase -> 32-byte key with Argon2id (crypto_pwhash, ALG_ARGON2ID13). New models use
@@ -123,6 +126,20 @@ int nnl_wl_key_check(const uint8_t *key, size_t key_len, char hex[NNL_WL_CHECK_H
 /* NNL_OK if key matches the stored check value (constant-time), NNL_ERR_KEY if not,
  * NNL_ERR_FORMAT if stored_hex is not 16 hex digits. */
 int nnl_wl_key_verify(const uint8_t *key, size_t key_len, const char *stored_hex);
+
+/* ---------------------------------------------------------------- whole models (weights.c) */
+
+/* A locked model's metadata: every entry is NNL_WL_META_PREFIX + name, never a secret.
+ * scheme (NNL_WL_SCHEME), key_bits, params, kcv, mac; with a passphrase also kdf,
+ * kdf_salt, kdf_opslimit, kdf_memlimit. docs/deep-lock.md describes each. */
+#define NNL_WL_META_PREFIX "lock.weights."
+#define NNL_WL_SCHEME "deep-lock-aes-sbox-v1"
+#define NNL_WL_MAC_BYTES 16                       /* integrity tag over the locked bytes */
+#define NNL_WL_MAC_HEX (2 * NNL_WL_MAC_BYTES + 1)
+
+/* The master key of a passphrase-locked model (Argon2id with the salt and limits its
+ * metadata records), for tools that need the key itself, e.g. to make keys one bit off. */
+int nnl_weights_passphrase_key(nnl_model *m, const char *passphrase, uint8_t key[NNL_WL_KEY_MAX]);
 
 /* Overwrites secret memory in a way the compiler cannot drop (sodium_memzero). */
 void nnl_wl_wipe(void *p, size_t n);

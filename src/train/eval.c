@@ -1,6 +1,7 @@
 /* Accuracy, loss and confusion matrix of a model on a data set. */
 #include "batch.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,10 @@ int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, in
         loss += nnl_softmax_xent(z, b.labels, NULL, n, k, 0.0f, NULL, NULL) * n;
         for (int j = 0; j < n; j++) {
             const float *zr = z + (size_t)j * k;
-            int best = 0;
+            int best = 0, finite = 1;
+            for (int c = 0; c < k; c++) finite &= isfinite(zr[c]) != 0;
+            /* A row with NaN or Inf has no answer; a plain arg-max would call it class 0. */
+            if (!finite) { ev->invalid++; continue; }
             for (int c = 1; c < k; c++) if (zr[c] > zr[best]) best = c;
             int t = b.labels[j];
             ev->confusion[(size_t)t * k + best]++;
