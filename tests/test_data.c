@@ -32,14 +32,6 @@ static void write_gz(const char *path, const void *data, size_t n) {
     gzclose(g);
 }
 
-/* Any failure must come with a message; printing them shows they name the problem. */
-#define EXPECT_FAIL(expr, needle) do { \
-    int st_ = (expr); \
-    CHECK_MSG(st_ != NNL_OK, "%s succeeded", #expr); \
-    CHECK_MSG(nnl_errmsg()[0] != 0, "%s: empty message", #expr); \
-    CHECK_MSG(strstr(nnl_errmsg(), needle) != NULL, "'%s' lacks '%s'", nnl_errmsg(), needle); \
-    fprintf(stderr, "  expected failure: %s\n", nnl_errmsg()); \
-} while (0)
 
 /* ------------------------------------------------------------------ IDX */
 

@@ -43,14 +43,6 @@ static uint8_t *read_all(const char *path, size_t *n) {
     return b;
 }
 
-/* Any failure must come with a message; printing them shows they name the problem. */
-#define EXPECT_FAIL(expr, needle) do { \
-    int st_ = (expr); \
-    CHECK_MSG(st_ != NNL_OK, "%s succeeded", #expr); \
-    CHECK_MSG(nnl_errmsg()[0] != 0, "%s: empty message", #expr); \
-    CHECK_MSG(strstr(nnl_errmsg(), needle) != NULL, "'%s' lacks '%s'", nnl_errmsg(), needle); \
-    fprintf(stderr, "  expected failure: %s\n", nnl_errmsg()); \
-} while (0)
 
 /* ------------------------------------------------------------------ SVHN */
 

@@ -54,6 +54,8 @@ double nnl_now(void);
 /* Reads a whole file into memory, transparently gunzipping "*.gz" / gzip magic.
  * max_bytes bounds the (decompressed) size. */
 int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_bytes);
+/* "dir/name", malloc'd (NULL when out of memory). */
+char *nnl_path_join(const char *dir, const char *name);
 /* Writes data atomically: path.tmp.XXXXXX in the same directory, fsync, rename. */
 int nnl_write_file_atomic(const char *path, const void *data, size_t size);
 

@@ -130,3 +130,13 @@ int nnl_write_file_atomic(const char *path, const void *data, size_t size) {
     free(tmp);
     return NNL_OK;
 }
+
+char *nnl_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}

@@ -313,16 +313,6 @@ static int is_file(const char *p) {
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* dir/name (malloc'd). */
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -337,7 +327,7 @@ static int list_subdirs(const char *dir, char ***out, int *n) {
     struct dirent *e;
     while (!st && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char *full = join(dir, e->d_name);
+        char *full = nnl_path_join(dir, e->d_name);
         if (!full) { st = nnl_fail(NNL_ERR_NOMEM, "%s: out of memory", dir); break; }
         int keep = is_dir(full);
         free(full);
@@ -400,8 +390,8 @@ static void free_groups(group *gs, int ng) {
 }
 
 static int collect_train(const char *base, group **gs, int *ng) {
-    char *imgdir = NULL, *top = join(base, "Final_Training");
-    if (top) imgdir = join(top, "Images");
+    char *imgdir = NULL, *top = nnl_path_join(base, "Final_Training");
+    if (top) imgdir = nnl_path_join(top, "Images");
     free(top);
     if (!imgdir) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
     if (!is_dir(imgdir)) {
@@ -413,9 +403,9 @@ static int collect_train(const char *base, group **gs, int *ng) {
     int nc = 0, st = list_subdirs(imgdir, &classes, &nc);
     if (!st && nc == 0) st = nnl_fail(NNL_ERR_FORMAT, "%s: no class folders (expected 00000 .. 00042)", imgdir);
     for (int k = 0; !st && k < nc; k++) {
-        char csvname[300], *cdir = join(imgdir, classes[k]), *csv = NULL;
+        char csvname[300], *cdir = nnl_path_join(imgdir, classes[k]), *csv = NULL;
         snprintf(csvname, sizeof csvname, "GT-%s.csv", classes[k]);
-        if (cdir) csv = join(cdir, csvname);
+        if (cdir) csv = nnl_path_join(cdir, csvname);
         if (!csv) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
         else if (!is_file(csv))
             st = nnl_fail(NNL_ERR_IO, "%s: missing (every class folder of Final_Training/Images holds GT-<folder>.csv)", csv);
@@ -429,14 +419,14 @@ static int collect_train(const char *base, group **gs, int *ng) {
 }
 
 static int collect_test(const char *base, group **gs, int *ng) {
-    char *top = join(base, "Final_Test"), *imgdir = top ? join(top, "Images") : NULL;
+    char *top = nnl_path_join(base, "Final_Test"), *imgdir = top ? nnl_path_join(top, "Images") : NULL;
     char *cand[3] = {NULL, NULL, NULL}, *unlabelled = NULL;
     int st = NNL_OK;
     if (imgdir) {
-        cand[0] = join(imgdir, "GT-final_test.csv");
-        cand[1] = join(top, "GT-final_test.csv");
-        cand[2] = join(base, "GT-final_test.csv");
-        unlabelled = join(imgdir, "GT-final_test.test.csv");
+        cand[0] = nnl_path_join(imgdir, "GT-final_test.csv");
+        cand[1] = nnl_path_join(top, "GT-final_test.csv");
+        cand[2] = nnl_path_join(base, "GT-final_test.csv");
+        unlabelled = nnl_path_join(imgdir, "GT-final_test.test.csv");
     }
     if (!imgdir || !cand[0] || !cand[1] || !cand[2] || !unlabelled) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
     else if (!is_dir(imgdir))
@@ -473,7 +463,7 @@ static int decode_all(const group *gs, const item *items, int64_t n, int size, i
         if (nnl_first_error_skip(&fe, i)) continue; /* a lower image already failed */
         const group *g = &gs[items[i].g];
         const nnl_gtsrb_row *r = &g->csv.rows[items[i].r];
-        char *path = join(g->imgdir, g->csv.names + r->file);
+        char *path = nnl_path_join(g->imgdir, g->csv.names + r->file);
         uint8_t *px = NULL;
         int c = 0, h = 0, w = 0, cl = 0, st;
         if (!path) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");

@@ -34,15 +34,6 @@ static int strlist_push(strlist *l, char *s) {
     return 0;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -58,7 +49,7 @@ static int list_dir(const char *dir, int want_dirs, strlist *out) {
     int st = NNL_OK;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char *full = join(dir, e->d_name);
+        char *full = nnl_path_join(dir, e->d_name);
         struct stat sb;
         if (!full) { st = nnl_fail(NNL_ERR_NOMEM, "%s: out of memory", dir); break; }
         int keep = stat(full, &sb) == 0 && (want_dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
@@ -79,7 +70,7 @@ static int collect(const char *dir, const strlist *classes, strlist *paths, int3
     *labels = NULL;
     size_t lcap = 0;
     for (int k = 0; k < classes->n; k++) {
-        char *cdir = join(dir, classes->s[k]);
+        char *cdir = nnl_path_join(dir, classes->s[k]);
         strlist files = {0};
         int st = cdir ? list_dir(cdir, 0, &files) : nnl_fail(NNL_ERR_NOMEM, "out of memory");
         for (int i = 0; !st && i < files.n; i++) {
@@ -90,7 +81,7 @@ static int collect(const char *dir, const strlist *classes, strlist *paths, int3
                 *labels = nl;
             }
             if (paths->n >= FOLDER_MAX_IMAGES) st = nnl_fail(NNL_ERR_FORMAT, "%s: too many images", dir);
-            else if (strlist_push(paths, join(cdir, files.s[i]))) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
+            else if (strlist_push(paths, nnl_path_join(cdir, files.s[i]))) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
             else (*labels)[paths->n - 1] = k;
         }
         if (cdir) strlist_free(&files);
