@@ -157,8 +157,13 @@ static int lock_table(const char *cmd, char **models, int nmodels, const char *k
         printf("|---|---|---|---|---|---|\n");
         char bs[32] = "-";
         if (base >= 0) snprintf(bs, sizeof bs, "%.2f", 100.0 * base);
-        printf("| %s | %s | %s | %.2f +/- %.2f | %.2f +/- %.2f | %.2f +/- %.2f |\n", strategy, base_name(data), bs,
-               100.0 * tm, 100.0 * ts, 100.0 * cm, 100.0 * cs, 100.0 * rm, 100.0 * rs);
+        char cell[3][48];
+        const double mv[3] = {tm, cm, rm}, sv[3] = {ts, cs, rs};
+        for (int i = 0; i < 3; i++) {
+            if (nmodels > 1) snprintf(cell[i], sizeof cell[i], "%.2f +/- %.2f", 100.0 * mv[i], 100.0 * sv[i]);
+            else snprintf(cell[i], sizeof cell[i], "%.2f", 100.0 * mv[i]);
+        }
+        printf("| %s | %s | %s | %s | %s | %s |\n", strategy, base_name(data), bs, cell[0], cell[1], cell[2]);
         printf("\n%d locked model(s); trusted = authorized users (certificate stamped), unverified = unauthorized "
                "users (clean images), remapped = unauthorized accuracy after relabelling the outputs with a mapping "
                "learnt from %.0f%% of the labelled test images.\n", nmodels, 100.0 * remap);
