@@ -30,19 +30,6 @@ static const char *tmp(const char *fmt, ...) {
     return g_path;
 }
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { perror(path); exit(2); }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    if (!b || fread(b, 1, (size_t)sz, f) != (size_t)sz) { perror(path); exit(2); }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
 
 /* ------------------------------------------------------------------ SVHN */
 
@@ -230,7 +217,8 @@ static void test_svhn_broken(void) {
         snprintf(dst, sizeof dst, "%s", tmp("svhn/cut%d.mat", comp));
         write_svhn(src, 3, y, comp);
         size_t n;
-        uint8_t *b = read_all(src, &n);
+        uint8_t *b = nnl_test_read(src, &n);
+        if (!b) { perror(src); exit(2); }
         int failures = 0, cases = 0;
         for (size_t len = 0; len < n; len += len < 300 || len + 40 > n ? 1 : 23) {
             nnl_test_write(dst, b, len);
@@ -262,7 +250,8 @@ static void test_svhn_mutations(void) {
         snprintf(dst, sizeof dst, "%s", tmp("svhn/mut%d.mat", comp));
         write_svhn(src, 3, y, comp);
         size_t n;
-        uint8_t *b = read_all(src, &n), *m = malloc(n);
+        uint8_t *b = nnl_test_read(src, &n), *m = malloc(n);
+        if (!b || !m) { perror(src); exit(2); }
         for (int it = 0; it < 150; it++) {
             memcpy(m, b, n);
             int flips = 1 + it % 3;

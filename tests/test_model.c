@@ -8,18 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 static nnl_model *make_model(const char *arch, int c, int h, int w, int k) {
     nnl_model *m = NULL;
     int st = nnl_model_create(&m, arch, c, h, w, k);
@@ -54,7 +42,7 @@ static void test_round_trip(const char *arch, int c, int h, int w) {
     CHECK(l->mean[0] == mean[0] && l->std[c - 1] == sd[c - 1]);
     CHECK(nnl_model_save(l, b) == NNL_OK);
     size_t na, nb;
-    uint8_t *da = slurp(a, &na), *db = slurp(b, &nb);
+    uint8_t *da = nnl_test_read(a, &na), *db = nnl_test_read(b, &nb);
     CHECK_MSG(da && db && na == nb && memcmp(da, db, na) == 0, "%s: save -> load -> save is not byte-identical", arch);
     free(da); free(db);
     nnl_model_free(l);
@@ -127,7 +115,7 @@ static void test_corrupt(void) {
     CHECK(nnl_model_save(m, a) == NNL_OK);
     nnl_model_free(m);
     size_t n;
-    uint8_t *good = slurp(a, &n);
+    uint8_t *good = nnl_test_read(a, &n);
     if (!good) { CHECK(0); return; }
     nnl_model *ok = NULL;
     CHECK(nnl_model_from_memory(&ok, good, n) == NNL_OK);

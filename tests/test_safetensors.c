@@ -14,25 +14,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, fp)) > 0) {
-        n += got;
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap *= 2);
-            if (!nb) { free(buf); buf = NULL; }
-            buf = nb;
-        }
-    }
-    fclose(fp);
-    *size = n;
-    return buf;
-}
-
 static int write_all(const char *path, const void *data, size_t size) {
     FILE *fp = fopen(path, "wb");
     if (!fp) return -1;
@@ -191,7 +172,7 @@ static void test_round_trip(const char *dir) {
     CHECK_MSG(nnl_st_write(path, s.t, s.nt, meta_keys, meta_vals, NMETA) == NNL_OK, "%s", nnl_errmsg());
 
     size_t size;
-    uint8_t *bytes = read_all(path, &size);
+    uint8_t *bytes = nnl_test_read(path, &size);
     CHECK(bytes != NULL && size > 8);
     if (!bytes) { tset_free(&s); return; }
     uint64_t n = 0;
@@ -641,7 +622,7 @@ static void test_atomic(const char *dir) {
     /* Replaced again by a different one. */
     CHECK(nnl_st_write(path, s.t, s.nt, meta_keys, meta_vals, NMETA) == NNL_OK);
     size_t before_size;
-    uint8_t *before = read_all(path, &before_size);
+    uint8_t *before = nnl_test_read(path, &before_size);
     CHECK_MSG(nnl_st_read(path, &f) == NNL_OK && f.ntensors == s.nt, "%s", nnl_errmsg());
     nnl_st_free(&f);
 
@@ -651,7 +632,7 @@ static void test_atomic(const char *dir) {
     t[3].name[0] = 0;
     CHECK(nnl_st_write(path, t, s.nt, NULL, NULL, 0) == NNL_ERR_ARG);
     size_t after_size;
-    uint8_t *after = read_all(path, &after_size);
+    uint8_t *after = nnl_test_read(path, &after_size);
     CHECK(before && after && before_size == after_size && memcmp(before, after, before_size) == 0);
     CHECK(dir_entries(sub) == 1);
 

@@ -38,3 +38,16 @@ void nnl_test_write(const char *path, const void *data, size_t n) {
     if (!f || fwrite(data, 1, n, f) != n) { perror(path); exit(2); }
     fclose(f);
 }
+
+uint8_t *nnl_test_read(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) { b[n] = 0; *size = (size_t)n; }
+    return b;
+}

@@ -2,6 +2,7 @@
 #ifndef NNL_TESTUTIL_H
 #define NNL_TESTUTIL_H
 #include "nnlock.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ int nnl_test_finish(const char *name);
 const char *nnl_test_tmpdir(void);
 /* mkdir -p. */
 void nnl_test_mkdirs(const char *path);
+/* Reads a whole file (NUL-terminated, malloc'd); NULL if it cannot. */
+uint8_t *nnl_test_read(const char *path, size_t *size);
 /* Writes a whole file; exits the test (status 2) if it cannot. */
 void nnl_test_write(const char *path, const void *data, size_t n);
 #endif
