@@ -98,28 +98,11 @@ static int run_trial(ctx *c, trial *r) {
     return 0;
 }
 
-/*
- * An attacker's first repair of noise weights: zero every float that is NaN, Inf or larger
- * than 1 in magnitude (no trained weight of these networks is), so that the outputs are
- * finite. The same rule as `deeplock_probe sanitize` (tests/tools/deeplock_probe.c).
- */
-static void repair(nnl_model *m) {
-    for (int t = 0; t < nnl_model_tensor_count(m); t++) {
-        size_t n = 0;
-        uint8_t *b = (uint8_t *)nnl_model_tensor(m, t, NULL, &n);
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u;
-            memcpy(&u, b + 4 * i, 4);
-            if ((u & 0x7fffffffu) > 0x3f800000u) memset(b + 4 * i, 0, 4);
-        }
-    }
-}
-
 /* Runs the model as it is, then repaired (which changes it). */
 static int run_both(ctx *c, trial *r) {
     if (run_trial(c, r)) return 1;
     double acc = r->acc, nanrows = r->nan_rows, nonfinite = r->nonfinite;
-    repair(c->m);
+    nnl_attack_sanitize(c->m, NULL);
     if (run_trial(c, r)) return 1;
     r->repaired = r->acc;
     r->acc = acc; r->nan_rows = nanrows; r->nonfinite = nonfinite;

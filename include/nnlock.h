@@ -375,6 +375,11 @@ int nnl_weights_unlock_passphrase(nnl_model *m, const char *passphrase);
 /* Unlocks with a key that is NOT checked against the key check value (attack experiments:
  * what does a wrong key give?). */
 int nnl_weights_unlock_unchecked(nnl_model *m, const uint8_t *key, size_t keylen);
+/* An attacker's first repair of a locked or wrongly decrypted model: every stored float that
+ * is NaN, Inf or larger than 1 in magnitude (no trained weight of nnlock's networks is)
+ * becomes 0, so outputs are finite. Returns the number of floats zeroed; *total (may be
+ * NULL) receives the number of stored floats. */
+size_t nnl_attack_sanitize(nnl_model *m, size_t *total);
 /* Reads a key file (32 or 64 hex digits) / writes a fresh random 256-bit one (mode 0600,
  * refuses to overwrite an existing file). */
 int nnl_weights_key_read(const char *path, uint8_t *key, size_t *keylen);

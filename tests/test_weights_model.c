@@ -62,19 +62,6 @@ static int same_floats(nnl_model *m, const uint8_t *snap) {
     return same;
 }
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; *size = (size_t)n; }
-    return b;
-}
-
 static void write_all(const char *path, const uint8_t *b, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) { CHECK_MSG(0, "cannot write %s", path); return; }
@@ -84,7 +71,7 @@ static void write_all(const char *path, const uint8_t *b, size_t n) {
 
 static int files_equal(const char *a, const char *b) {
     size_t na, nb;
-    uint8_t *x = read_all(a, &na), *y = read_all(b, &nb);
+    uint8_t *x = nnl_test_read(a, &na), *y = nnl_test_read(b, &nb);
     int eq = x && y && na == nb && !memcmp(x, y, na);
     free(x); free(y);
     return eq;
@@ -341,7 +328,7 @@ static void test_passphrase(void) {
 
     /* No secret in the file: not the passphrase, not the derived key (raw or hex). */
     size_t n;
-    uint8_t *file = read_all(path, &n);
+    uint8_t *file = nnl_test_read(path, &n);
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, key, 32);
     CHECK(file && !contains(file, n, pass, strlen(pass)));
@@ -372,7 +359,7 @@ static void test_no_key_material(void) {
     CHECK(nnl_model_save(m, path) == NNL_OK);
     nnl_model_free(m);
     size_t n;
-    uint8_t *file = read_all(path, &n);
+    uint8_t *file = nnl_test_read(path, &n);
     char lo[65], up[65];
     sodium_bin2hex(lo, sizeof lo, K256, 32);
     for (int i = 0; i < 64; i++) up[i] = (char)(lo[i] >= 'a' ? lo[i] - 32 : lo[i]);
@@ -389,7 +376,7 @@ static void test_no_key_material(void) {
 /* Edits the file at path: the first occurrence of `what` gets byte `off` set to c. */
 static int patch(const char *src, const char *dst, const char *what, size_t off, char c) {
     size_t n;
-    uint8_t *b = read_all(src, &n);
+    uint8_t *b = nnl_test_read(src, &n);
     if (!b) return 0;
     size_t k = strlen(what);
     for (size_t i = 0; i + k <= n; i++)
@@ -437,7 +424,7 @@ static void test_tampered(void) {
     /* A changed weight: the right key, but the integrity check fails; nothing decrypted. */
     {
         size_t n;
-        uint8_t *b = read_all(path, &n);
+        uint8_t *b = nnl_test_read(path, &n);
         b[n - 3] ^= 0x40;
         write_all(bad, b, n);
         free(b);
@@ -478,7 +465,7 @@ static void test_tampered(void) {
         char want[64];
         snprintf(want, sizeof want, "\"lock.weights.params\":");
         size_t n;
-        uint8_t *b = read_all(path, &n);
+        uint8_t *b = nnl_test_read(path, &n);
         int found = 0;
         for (size_t i = 0; b && i + strlen(want) < n && !found; i++)
             if (!memcmp(b + i, want, strlen(want))) {
@@ -500,7 +487,7 @@ static void test_tampered(void) {
     /* Truncated: the container refuses it before any key is tried. */
     {
         size_t n;
-        uint8_t *b = read_all(path, &n);
+        uint8_t *b = nnl_test_read(path, &n);
         write_all(bad, b, n - 100);
         free(b);
         t = NULL;
@@ -580,7 +567,7 @@ static void test_probe(void) {
             want += (u & 0x7fffffffu) > 0x3f800000u;
         }
     }
-    probe_sanitize(m, &zeroed, &total);
+    zeroed = nnl_attack_sanitize(m, &total);
     CHECK(zeroed == want && total == stored_floats(m) && zeroed > total / 3);
     nnl_model_free(m);
 }

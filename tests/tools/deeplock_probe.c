@@ -443,21 +443,6 @@ out:
     return st;
 }
 
-static void probe_sanitize(nnl_model *m, size_t *zeroed, size_t *total) {
-    *zeroed = *total = 0;
-    for (int t = 0; t < nnl_model_tensor_count(m); t++) {
-        size_t c = 0;
-        uint8_t *b = (uint8_t *)nnl_model_tensor(m, t, NULL, &c);
-        for (size_t i = 0; i < c; i++) {
-            uint32_t u;
-            memcpy(&u, b + 4 * i, 4);
-            /* |w| > 1 or NaN/Inf: exponent field above 127 (or equal with a mantissa). */
-            if ((u & 0x7fffffffu) > 0x3f800000u) { memset(b + 4 * i, 0, 4); (*zeroed)++; }
-        }
-        *total += c;
-    }
-}
-
 #ifndef DEEPLOCK_PROBE_NO_MAIN
 static int usage(void) {
     fprintf(stderr, "usage: deeplock_probe probe LOCKED [--out KEYFILE] [--json] [--budget SECONDS]\n"
@@ -472,8 +457,7 @@ int main(int argc, char **argv) {
     if (st) { fprintf(stderr, "deeplock_probe: %s\n", nnl_errmsg()); return 1; }
     if (!strcmp(argv[1], "sanitize")) {
         if (argc != 4) return usage();
-        size_t z, t;
-        probe_sanitize(m, &z, &t);
+        size_t t, z = nnl_attack_sanitize(m, &t);
         if ((st = nnl_model_save(m, argv[3]))) { fprintf(stderr, "deeplock_probe: %s\n", nnl_errmsg()); return 1; }
         printf("zeroed %zu of %zu stored floats (NaN, Inf or |w| > 1); written to %s\n", z, t, argv[3]);
         nnl_model_free(m);
