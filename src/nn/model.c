@@ -305,9 +305,15 @@ const char *nnl_model_meta_key(const nnl_model *m, int i) {
     return i >= 0 && i < m->nmeta ? m->meta_keys[i] : NULL;
 }
 
+/* Inference reuses the buffers of training when there are any; otherwise it sizes them
+ * for at most 256 images, never more than it needs. */
+static int prepare_inference(nnl_model *m, int64_t n, int *bs) {
+    *bs = m->max_batch > 0 ? m->max_batch : (n < 256 ? (int)(n > 0 ? n : 1) : 256);
+    return nnl_model_prepare(m, *bs);
+}
+
 int nnl_model_logits(nnl_model *m, const float *x, int64_t n, float *logits) {
-    int bs = m->max_batch > 0 ? m->max_batch : (n < 256 ? (int)(n > 0 ? n : 1) : 256);
-    int st = nnl_model_prepare(m, bs);
+    int bs, st = prepare_inference(m, n, &bs);
     if (st) return st;
     size_t in = nnl_shape_size(m->input);
     for (int64_t i = 0; i < n; i += bs) {
@@ -319,8 +325,7 @@ int nnl_model_logits(nnl_model *m, const float *x, int64_t n, float *logits) {
 }
 
 int nnl_model_predict(nnl_model *m, const uint8_t *pixels, int64_t n, float *probs, int32_t *pred) {
-    int bs = m->max_batch > 0 ? m->max_batch : (n < 256 ? (int)(n > 0 ? n : 1) : 256);
-    int st = nnl_model_prepare(m, bs);
+    int bs, st = prepare_inference(m, n, &bs);
     if (st) return st;
     size_t in = nnl_shape_size(m->input);
     int k = m->nclass;

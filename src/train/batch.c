@@ -75,3 +75,13 @@ void nnl_batcher_fill(nnl_batcher *b, const nnl_dataset *ds, const int64_t *idx,
     }
     b->has_soft = any_soft;
 }
+
+int nnl_check_data(const nnl_model *m, const nnl_dataset *ds, const char *what) {
+    if (!ds || ds->n < 1) return nnl_fail(NNL_ERR_ARG, "the %s set is empty", what);
+    if (ds->c != m->input.c || ds->h != m->input.h || ds->w != m->input.w)
+        return nnl_fail(NNL_ERR_SHAPE, "the %s set has %dx%dx%d images but the model takes %dx%dx%d",
+                        what, ds->c, ds->h, ds->w, m->input.c, m->input.h, m->input.w);
+    if (ds->nclass > m->nclass)
+        return nnl_fail(NNL_ERR_SHAPE, "the %s set has %d classes but the model has %d outputs", what, ds->nclass, m->nclass);
+    return NNL_OK;
+}

@@ -20,4 +20,8 @@ void nnl_batcher_free(nnl_batcher *b);
 void nnl_batcher_fill(nnl_batcher *b, const nnl_dataset *ds, const int64_t *idx, int n,
                       int crop_pad, int flip, const nnl_hooks *hooks, uint64_t seed);
 
+/* NNL_OK if ds is non-empty and fits the model (image shape, classes); `what` names the
+ * set in the message ("training", "test", "evaluation"). */
+int nnl_check_data(const nnl_model *m, const nnl_dataset *ds, const char *what);
+
 #endif

@@ -7,16 +7,11 @@
 
 int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, int batch, nnl_eval *ev) {
     memset(ev, 0, sizeof *ev);
-    if (!ds || ds->n < 1) return nnl_fail(NNL_ERR_ARG, "the evaluation set is empty");
-    if (ds->c != m->input.c || ds->h != m->input.h || ds->w != m->input.w)
-        return nnl_fail(NNL_ERR_SHAPE, "the data set has %dx%dx%d images but the model takes %dx%dx%d",
-                        ds->c, ds->h, ds->w, m->input.c, m->input.h, m->input.w);
-    if (ds->nclass > m->nclass)
-        return nnl_fail(NNL_ERR_SHAPE, "the data set has %d classes but the model has %d outputs", ds->nclass, m->nclass);
+    int st = nnl_check_data(m, ds, "evaluation");
+    if (st) return st;
     if (batch < 1) batch = 256;
     if (m->max_batch > batch) batch = m->max_batch;
-    int st = nnl_model_prepare(m, batch);
-    if (st) return st;
+    if ((st = nnl_model_prepare(m, batch))) return st;
     int k = m->nclass;
     nnl_batcher b;
     if ((st = nnl_batcher_init(&b, batch, ds))) return st;

@@ -38,16 +38,6 @@ static int check_opts(const nnl_train_opts *o) {
     return NNL_OK;
 }
 
-static int check_data(const nnl_model *m, const nnl_dataset *ds, const char *what) {
-    if (!ds || ds->n < 1) return nnl_fail(NNL_ERR_ARG, "the %s set is empty", what);
-    if (ds->c != m->input.c || ds->h != m->input.h || ds->w != m->input.w)
-        return nnl_fail(NNL_ERR_SHAPE, "the %s set has %dx%dx%d images but the model takes %dx%dx%d",
-                        what, ds->c, ds->h, ds->w, m->input.c, m->input.h, m->input.w);
-    if (ds->nclass > m->nclass)
-        return nnl_fail(NNL_ERR_SHAPE, "the %s set has %d classes but the model has %d outputs", what, ds->nclass, m->nclass);
-    return NNL_OK;
-}
-
 static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
     nnl_rng r = nnl_rng_derive(seed, 0x5eed0000ULL + (uint64_t)epoch);
     for (int64_t i = 0; i < n; i++) perm[i] = i;
@@ -60,8 +50,8 @@ static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
 int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
               const nnl_train_opts *o, nnl_train_result *res) {
     int st;
-    if ((st = check_opts(o)) || (st = check_data(m, train, "training"))) return st;
-    if (test && (st = check_data(m, test, "test"))) return st;
+    if ((st = check_opts(o)) || (st = nnl_check_data(m, train, "training"))) return st;
+    if (test && (st = nnl_check_data(m, test, "test"))) return st;
     int bs = o->batch < train->n ? o->batch : (int)train->n;
     if ((st = nnl_model_prepare(m, bs))) return st;
     if (o->compute_norm) {
