@@ -98,13 +98,14 @@ static const char *base_name(const char *path) {
     return buf;
 }
 
-/* The certificate-lock table: one row, mean +/- std over the given locked models. */
-static int lock_table(const char *cmd, char **models, int nmodels, const char *keyfile, const char *baseline,
+/* The certificate-lock table: one row, mean +/- std over the given locked models. `first` is
+ * models[0] already loaded; lock_table takes it over. */
+static int lock_table(const char *cmd, nnl_model *first, char **models, int nmodels, const char *keyfile, const char *baseline,
                       const char *data, const nnl_dataset *ds, const cli_weights_opts *wo, double remap, int batch,
                       const char *outdir, int json) {
     nnl_cert cert;
     int st = nnl_cert_load(&cert, keyfile);
-    if (st) return cli_lib_fail(cmd, st);
+    if (st) { nnl_model_free(first); return cli_lib_fail(cmd, st); }
     nnl_hooks stamp;
     nnl_cert_stamp_hooks(&stamp, &cert);
     double *v = calloc((size_t)nmodels * 3, sizeof *v), base = -1.0;
@@ -113,8 +114,9 @@ static int lock_table(const char *cmd, char **models, int nmodels, const char *k
     int rc = 1;
     if (!v) { cli_fail(cmd, "out of memory"); goto done; }
     for (int i = 0; i < nmodels; i++) {
-        nnl_model *m;
-        if (cli_load_model(cmd, models[i], wo, &m)) goto done;
+        nnl_model *m = first;
+        first = NULL;
+        if (!m && cli_load_model(cmd, models[i], wo, &m)) goto done;
         const char *kind = nnl_model_meta_get(m, "lock.kind");
         if (!kind || strcmp(kind, "certificate")) {
             cli_fail(cmd, "%s is not certificate-locked (its metadata has no lock.kind = certificate)", models[i]);
@@ -171,6 +173,7 @@ static int lock_table(const char *cmd, char **models, int nmodels, const char *k
     }
     rc = 0;
 done:
+    nnl_model_free(first);
     free(v);
     nnl_cert_free(&cert);
     return rc;
@@ -213,28 +216,27 @@ static int run(int argc, char **argv) {
     if (!key && optind + 1 < argc) return cli_fail(cmd, "several models need --key (they are compared as locked models)") + 1;
     if (!key && baseline) return cli_fail(cmd, "--baseline needs --key (it compares a locked model with its baseline)") + 1;
     cli_threads(threads);
-    nnl_model *first = NULL;
-    if (cli_load_model(cmd, argv[optind], &wo, &first)) return 1;
-    cli_data_for_model(first);
-    nnl_model_free(first);
+    /* Loaded before the data: data sets resized on loading (GTSRB) follow the model. */
+    nnl_model *m = NULL;
+    if (cli_load_model(cmd, argv[optind], &wo, &m)) return 1;
+    cli_data_for_model(m);
     nnl_dataset ds = {0};
-    if (cli_load_data(cmd, data, split, &ds)) return 1;
+    if (cli_load_data(cmd, data, split, &ds)) { nnl_model_free(m); return 1; }
     int rc = 1;
     if (wrong_keys) {
+        nnl_model_free(m); /* the report reads the locked file itself */
         if (!wo.key_file && !wo.passphrase_file) rc = cli_fail(cmd, "--wrong-keys needs the right key (--weights-key FILE)");
         else rc = cli_weights_report(cmd, argv[optind], &wo, &ds, json);
         nnl_dataset_free(&ds);
         return rc;
     }
     if (key) {
-        rc = lock_table(cmd, argv + optind, argc - optind, key, baseline, data, &ds, &wo, remap, (int)batch, outdir, json);
+        rc = lock_table(cmd, m, argv + optind, argc - optind, key, baseline, data, &ds, &wo, remap, (int)batch, outdir, json);
         nnl_dataset_free(&ds);
         return rc;
     }
-    nnl_model *m = NULL;
     nnl_eval ev = {0};
     int st;
-    if (cli_load_model(cmd, argv[optind], &wo, &m)) goto done;
     const char *kind = nnl_model_meta_get(m, "lock.kind");
     if (kind && !strcmp(kind, "certificate") && !json)
         fprintf(stderr, "nnlock eval: note: %s is certificate-locked; without --key this is what unauthorized users get\n", argv[optind]);
