@@ -139,7 +139,66 @@ static void test_backward_fresh(void) {
     nnl_model_free(m);
 }
 
+/* Largest difference relative to the largest magnitude: sums in another order differ by
+ * rounding, which is large relative to a value that nearly cancelled. */
+static double max_rel(const float *a, const float *b, size_t n) {
+    double worst = 0.0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++) if (fabs((double)b[i]) > scale) scale = fabs((double)b[i]);
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / scale;
+        if (!(d <= worst)) worst = d;
+    }
+    return worst;
+}
+
+/* Dense/ReLU networks take the dense-chain fast path; it must compute what the layers do
+ * one by one: the forward pass, the gradients, and whole training runs with each optimizer. */
+static void test_dense_chain(int threads) {
+    nnl_set_threads(threads);
+    const char *spec = "dense40,relu,dense24,dense17,relu,dense";
+    nnl_model *a = NULL, *b = NULL;
+    CHECK(nnl_model_create(&a, spec, 2, 6, 5, 7) == NNL_OK && nnl_model_create(&b, spec, 2, 6, 5, 7) == NNL_OK);
+    if (!a || !b) return;
+    CHECK(nnl_model_prepare(a, 19) == NNL_OK && nnl_model_prepare(b, 19) == NNL_OK);
+    CHECK_MSG(a->chain == 1, "a dense/ReLU network does not take the fast path");
+    b->chain = 0;
+    nnl_model_init(a, 4); nnl_model_init(b, 4);
+    float x[19 * 60], dl[19 * 7];
+    nnl_rng r = {11};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = nnl_rng_normal(&r);
+    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) dl[i] = nnl_rng_normal(&r);
+    const float *za = nnl_model_forward(a, x, 19, 1, 1, 0, 0.1f), *zb = nnl_model_forward(b, x, 19, 1, 1, 0, 0.1f);
+    double e = max_rel(za, zb, 19 * 7);
+    CHECK_MSG(e < 1e-5, "threads %d: fast forward differs from the layers' by %g", threads, e);
+    memcpy(a->dacts[a->nlayers], dl, sizeof dl);
+    nnl_dense_chain_backward(a, 19, NULL, NULL);
+    nnl_model_backward_fresh(b, dl, 19);
+    e = max_rel(a->grads, b->grads, a->nparams);
+    CHECK_MSG(e < 1e-5, "threads %d: fast gradients differ from the layers' by %g", threads, e);
+    nnl_dataset tr;
+    synth_dataset(&tr, 150, 2, 6, 5, 7, 3);
+    for (int opt = 0; opt < 3; opt++) {
+        nnl_model_init(a, 4); nnl_model_init(b, 4);
+        nnl_train_opts o;
+        nnl_train_opts_default(&o);
+        o.epochs = 2; o.batch = 19; o.lr = 0.02f;
+        if (opt == 1) o.nesterov = 1;
+        if (opt == 2) { o.optimizer = NNL_OPT_ADAM; o.lr = 0.002f; }
+        CHECK(nnl_train(a, &tr, NULL, &o, NULL) == NNL_OK);
+        b->chain = 0;
+        CHECK(nnl_train(b, &tr, NULL, &o, NULL) == NNL_OK);
+        CHECK(a->chain == 1 && b->chain == 0);
+        e = max_rel(a->params, b->params, a->nparams);
+        CHECK_MSG(e < 1e-4, "threads %d, optimizer %d: fast training differs by %g", threads, opt, e);
+    }
+    nnl_dataset_free(&tr);
+    nnl_model_free(a); nnl_model_free(b);
+}
+
 int main(void) {
+    test_dense_chain(1);
+    test_dense_chain(2);
+    test_dense_chain(3);
     nnl_set_threads(2);
     test_learns();
     test_backward_fresh();

@@ -121,6 +121,7 @@ int nnl_model_prepare(nnl_model *m, int batch) {
     }
     m->max_batch = batch;
     m->threads = nnl_threads();
+    m->chain = nnl_dense_chain_ok(m);
     return NNL_OK;
 nomem:
     free_runtime(m);
@@ -143,6 +144,10 @@ const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training
     m->last_training = training;
     m->last_seed = seed;
     m->last_step = step;
+    if (m->chain) {
+        nnl_dense_chain_forward(m, n);
+        return m->acts[m->nlayers];
+    }
     for (int i = 0; i < m->nlayers; i++)
         nnl_layer_ops_of(m->layers[i].kind)->forward(&m->layers[i], &P, m->acts[i], m->acts[i + 1]);
     return m->acts[m->nlayers];

@@ -32,6 +32,7 @@ struct nnl_model {
     float *work;
     size_t work_n;
     float *logits_buf;       /* for batched inference helpers */
+    int chain;               /* 1: dense/ReLU only, run by the dense-chain fast path (tests may clear it) */
 };
 
 /* Builds the layers from an expanded spec. */
@@ -52,6 +53,17 @@ void nnl_model_zero_grad(nnl_model *m);
 void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float *x);
 /* Training FLOPs of one sample (forward + backward, multiply-add = 2 FLOPs). */
 double nnl_model_train_flops(const nnl_model *m);
+
+/* The fast path for networks of dense layers, each optionally followed by a ReLU, ending in
+ * a dense layer (dense_chain.c). ok() says whether the model qualifies on this BLAS. */
+typedef void (*nnl_param_update_fn)(void *user, size_t begin, size_t end);
+int nnl_dense_chain_ok(const nnl_model *m);
+/* acts[0] -> acts[nlayers], every activation in between written as the layers would. */
+void nnl_dense_chain_forward(nnl_model *m, int n);
+/* From dacts[nlayers] (the logits' gradient): SETS m->grads and calls update(user, begin, end)
+ * exactly once for every parameter index range, as soon as no thread reads those parameters
+ * any more (from inside the parallel region, so update must be single-threaded). */
+void nnl_dense_chain_backward(nnl_model *m, int n, nnl_param_update_fn update, void *user);
 
 /* Parses a model file image held in memory (what nnl_model_load reads). */
 int nnl_model_from_memory(nnl_model **out, const uint8_t *data, size_t size);

@@ -28,16 +28,17 @@ void nnl_optim_free(nnl_optim *o) {
     o->m = o->v = NULL;
 }
 
-void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
-    size_t n = o->n;
+void nnl_optim_begin_step(nnl_optim *o) { o->t++; }
+
+/* Element-wise, so any split of [begin, end) gives the same bits. */
+void nnl_optim_update_range(const nnl_optim *o, float *params, const float *grads, float lr,
+                            size_t begin, size_t end) {
     float wd = o->weight_decay, mu = o->momentum;
-    o->t++;
     if (o->kind == NNL_OPT_SGD) {
         /* torch: d = g + wd*p; buf = mu*buf + d (buf = d on the first step); p -= lr*(nesterov ? d + mu*buf : buf) */
         int first = o->t == 1;
         float *buf = o->m;
-        #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = begin; i < end; i++) {
             float d = grads[i] + wd * params[i];
             if (mu != 0.0f) {
                 float b = first ? d : mu * buf[i] + d;
@@ -52,12 +53,22 @@ void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
     float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
     float step = lr / bc1, sbc2 = sqrtf(bc2);
     float *m = o->m, *v = o->v;
-    #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = begin; i < end; i++) {
         float g = grads[i] + wd * params[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
         params[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+    }
+}
+
+void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
+    nnl_optim_begin_step(o);
+    size_t n = o->n, chunk = 16384;
+    int64_t chunks = (int64_t)((n + chunk - 1) / chunk);
+    #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
+    for (int64_t c = 0; c < chunks; c++) {
+        size_t a = (size_t)c * chunk, b = a + chunk < n ? a + chunk : n;
+        nnl_optim_update_range(o, params, grads, lr, a, b);
     }
 }
 

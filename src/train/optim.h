@@ -17,6 +17,11 @@ int nnl_optim_init(nnl_optim *o, size_t n, const nnl_train_opts *opts);
 void nnl_optim_free(nnl_optim *o);
 /* One step: params -= update(grads) at learning rate lr. */
 void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr);
+/* The same step in pieces, for callers that update parameters as their gradients become
+ * ready: begin_step once, then update_range over every index exactly once (any split). */
+void nnl_optim_begin_step(nnl_optim *o);
+void nnl_optim_update_range(const nnl_optim *o, float *params, const float *grads, float lr,
+                            size_t begin, size_t end);
 /* Learning rate at a (fractional) epoch position for the options' schedule and warm-up. */
 double nnl_schedule_lr(const nnl_train_opts *o, double epoch);
 

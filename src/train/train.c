@@ -47,6 +47,13 @@ static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
     }
 }
 
+typedef struct { const nnl_optim *opt; float *params; const float *grads; float lr; } update_ctx;
+static void update_slice(void *user, size_t begin, size_t end) {
+    const update_ctx *u = user;
+    nnl_optim_update_range(u->opt, u->params, u->grads, u->lr, begin, end);
+}
+
+
 int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
               const nnl_train_opts *o, nnl_train_result *res) {
     int st;
@@ -88,9 +95,17 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
                               ep + 1, (long long)bi + 1, loss);
                 break;
             }
-            nnl_model_backward_fresh(m, dlogits, n);
             double lr = nnl_schedule_lr(o, ep + (double)bi / batches);
-            nnl_optim_step(&opt, m->params, m->grads, (float)lr);
+            if (m->chain) {
+                /* dense-only networks: backward and the update in one parallel region */
+                memcpy(m->dacts[m->nlayers], dlogits, (size_t)n * m->nclass * sizeof(float));
+                nnl_optim_begin_step(&opt);
+                update_ctx u = {&opt, m->params, m->grads, (float)lr};
+                nnl_dense_chain_backward(m, n, update_slice, &u);
+            } else {
+                nnl_model_backward_fresh(m, dlogits, n);
+                nnl_optim_step(&opt, m->params, m->grads, (float)lr);
+            }
             loss_sum += loss * n; seen += n; total_seen += n;
             if (o->progress) {
                 double el = nnl_now() - t0, ips = total_seen / (el > 1e-9 ? el : 1e-9);
