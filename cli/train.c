@@ -30,7 +30,8 @@ static void usage(FILE *out) {
         "      --label-smoothing F  (default 0)\n"
         "      --augment-crop N   random crop with N pixels of zero padding (default 0: off)\n"
         "      --augment-flip     random horizontal flips (default off)\n"
-        "      --limit N          use only the first N training images (default all)\n"
+        "      --limit N          train on N training images drawn at random (seeded by --seed),\n"
+        "                         every class in proportion (default all)\n"
         "      --resize N         GTSRB: resize images to N x N (default 32)\n"
         "      --crop-roi         GTSRB: crop each image to its annotated region first\n"
         "  -s, --seed N           random seed (default 1); same seed + threads = same model\n"
@@ -247,7 +248,7 @@ static int run(int argc, char **argv) {
     memset(&lk, 0, sizeof lk);
     int rc = 1, st;
     if (cli_load_data(cmd, data, NNL_SPLIT_TRAIN, &train) || cli_load_data(cmd, data, NNL_SPLIT_TEST, &test)) goto done;
-    if (limit > 0 && limit < train.n) nnl_dataset_truncate(&train, limit);
+    if (limit > 0 && limit < train.n) nnl_dataset_sample(&train, limit, o.seed);
     if (init) {
         if (arch_set) { cli_fail(cmd, "--arch and --init exclude each other: the model file has its architecture"); goto done; }
         if (cli_load_model(cmd, init, &wo, &m)) goto done;
@@ -340,6 +341,7 @@ static int run(int argc, char **argv) {
         json_t *r = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "model", out, "arch", arch, "params",
                               (json_int_t)nnl_model_param_count(m), "test_acc", ps.clean, "train_acc", res.final_acc,
                               "seconds", res.seconds, "images_per_s", res.images_per_s, "epochs", ps.epochs);
+        json_object_set_new(r, "train_images", json_integer((json_int_t)train.n));
         if (lock) {
             json_object_set_new(r, "stamped_acc", json_real(ps.trusted));
             json_object_set_new(r, "key", json_string(key ? key : key_out));

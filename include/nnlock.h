@@ -133,6 +133,8 @@ int nnl_image_save_png(const char *path, const uint8_t *pixels, int c, int h, in
 void nnl_dataset_free(nnl_dataset *ds);
 /* Keeps the first n images (n <= ds->n). */
 void nnl_dataset_truncate(nnl_dataset *ds, int64_t n);
+/* Keeps n images drawn at random without replacement (seeded), in their original order. */
+void nnl_dataset_sample(nnl_dataset *ds, int64_t n, uint64_t seed);
 
 /* ---------------------------------------------------------------- models */
 

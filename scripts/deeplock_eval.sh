@@ -1,5 +1,6 @@
 #!/bin/bash
-# Deep-Lock evaluation (issue 4): for each data set, train the `mlp`, lock its weights with
+# Deep-Lock evaluation (issue 4): for each data set, train a network (the `mlp` unless
+# --arch NAME=ARCH says otherwise, e.g. cifar10=cnn), lock its weights with
 # a fresh 256-bit key and measure
 #   - accuracy with the right key (must equal the original's), the locked model as it is,
 #     100 random wrong keys and 32 keys one bit off (`nnlock eval --wrong-keys`),
@@ -15,26 +16,31 @@
 #
 # usage: scripts/deeplock_eval.sh --nnlock BUILD/nnlock --data NAME=DIR [--data NAME=DIR ...]
 #            [--out DIR] [--epochs N] [--ft-epochs N] [--fractions "0.01 0.05 0.10"]
+#            [--arch NAME=ARCH ...] [--augment NAME="FLAGS" ...]
 #            [--probe128-budget SECONDS] [--threads N]
 # e.g.   scripts/deeplock_eval.sh --nnlock build/nnlock --data mnist=../shared/data/mnist \
 #            --data fashion-mnist=/usr/share/datasets/fashion-mnist --out /tmp/deeplock-eval
+#        scripts/deeplock_eval.sh --nnlock build/nnlock --data cifar10=/tmp/cifar10 --arch cifar10=cnn \
+#            --augment cifar10="--augment-crop 4 --augment-flip" --epochs 10
 # The probe tool is compiled against BUILD/libnnlock.a (the directory of --nnlock).
 set -euo pipefail
 
 NNL="" OUT=deeplock-eval EPOCHS=2 FT_EPOCHS=5 FRACTIONS="0.01 0.05 0.10" THREADS=0 P128_BUDGET=60
-DATA=()
+DATA=() ARCHS=() AUGS=()
 die() { echo "deeplock_eval: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
     case $1 in
     --nnlock) NNL=$2; shift 2 ;;
     --data) DATA+=("$2"); shift 2 ;;
+    --arch) ARCHS+=("$2"); shift 2 ;;
+    --augment) AUGS+=("$2"); shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --epochs) EPOCHS=$2; shift 2 ;;
     --ft-epochs) FT_EPOCHS=$2; shift 2 ;;
     --fractions) FRACTIONS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --probe128-budget) P128_BUDGET=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
@@ -56,13 +62,10 @@ cc -O2 -std=gnu11 -fopenmp -I"$SRC/include" -I"$SRC/src" "$SRC/tests/tools/deepl
     $(pkg-config --libs jansson libsodium matio zlib) -lm -o "$PROBE"
 
 randkey() { python3 -c "import os; print(os.urandom($1).hex())" > "$2"; chmod 600 "$2"; }
-idx_count() { # images in the training split of an IDX directory
-    python3 - "$1" <<'EOF'
-import glob, gzip, struct, sys
-f = sorted(glob.glob(sys.argv[1] + "/train-labels*idx1-ubyte*"))[0]
-h = (gzip.open if f.endswith(".gz") else open)(f, "rb").read(8)
-print(struct.unpack(">II", h)[1])
-EOF
+lookup() { # NAME LIST...: the value of NAME=VALUE in the list, empty if absent
+    local name=$1 kv; shift
+    for kv in "$@"; do [ "${kv%%=*}" = "$name" ] && { echo "${kv#*=}"; return; }; done
+    true
 }
 note() { echo "[$(( $(date +%s) - T0 )) s] $*" >&2; }
 
@@ -70,8 +73,11 @@ for nd in "${DATA[@]}"; do
     name=${nd%%=*} dir=${nd#*=}
     d=$OUT/$name
     mkdir -p "$d"
-    note "$name: training the mlp ($EPOCHS epochs)"
-    "$NNL" train -d "$dir" --arch mlp --epochs "$EPOCHS" -t "$THREADS" --quiet --json -o "$d/plain.nnl" > "$d/train.json"
+    arch=$(lookup "$name" ${ARCHS[@]+"${ARCHS[@]}"}); arch=${arch:-mlp}
+    read -r -a aug <<< "$(lookup "$name" ${AUGS[@]+"${AUGS[@]}"})"
+    note "$name: training the $arch ($EPOCHS epochs)"
+    "$NNL" train -d "$dir" --arch "$arch" ${aug[@]+"${aug[@]}"} --epochs "$EPOCHS" -t "$THREADS" --quiet --json \
+        -o "$d/plain.nnl" > "$d/train.json"
     rm -f "$d/w.key"
     if "$NNL" help keygen 2> /dev/null | grep -q -- "--weights"; then
         "$NNL" keygen --weights -o "$d/w.key" > /dev/null
@@ -99,17 +105,17 @@ for nd in "${DATA[@]}"; do
 
     note "$name: fine-tuning attack"
     "$PROBE" sanitize "$d/locked.nnl" "$d/repaired.nnl" > "$d/repaired.txt"
-    ntrain=$(idx_count "$dir")
+    ntrain=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['train_images'])" "$d/train.json")
     for f in $FRACTIONS; do
         n=$(python3 -c "print(round($f * $ntrain))")
         for how in raw repaired scratch; do
             case $how in
             raw) init=(--init "$d/locked.nnl" --allow-locked) ;;
             repaired) init=(--init "$d/repaired.nnl" --allow-locked) ;;
-            scratch) init=(--arch mlp) ;;
+            scratch) init=(--arch "$arch") ;;
             esac
             set +e
-            "$NNL" train -d "$dir" "${init[@]}" --limit "$n" --epochs "$FT_EPOCHS" -t "$THREADS" --quiet --json \
+            "$NNL" train -d "$dir" "${init[@]}" ${aug[@]+"${aug[@]}"} --limit "$n" --epochs "$FT_EPOCHS" -t "$THREADS" --quiet --json \
                 -o "$d/ft_${how}_$n.nnl" > "$d/ft_${how}_$n.json" 2> "$d/ft_${how}_$n.err"
             echo $? > "$d/ft_${how}_$n.rc"
             set -e

@@ -492,6 +492,36 @@ static void test_misc(void) {
     CHECK(s.n == 1);
 }
 
+/* A random subset: exactly n images, each kept with its own label, in order, reproducible,
+ * and from every class of a class-sorted set. */
+static void test_sample(void) {
+    enum { N = 1000, K = 10 };
+    nnl_dataset a = {.n = N, .c = 1, .h = 1, .w = 2, .nclass = K}, b;
+    a.pixels = malloc(2 * N); a.labels = malloc(N * sizeof(int32_t));
+    for (int i = 0; i < N; i++) { a.pixels[2 * i] = (uint8_t)(i & 255); a.pixels[2 * i + 1] = (uint8_t)(i >> 8); a.labels[i] = i / (N / K); }
+    b = a;
+    b.pixels = malloc(2 * N); b.labels = malloc(N * sizeof(int32_t));
+    memcpy(b.pixels, a.pixels, 2 * N); memcpy(b.labels, a.labels, N * sizeof(int32_t));
+    nnl_dataset_sample(&a, 100, 7);
+    nnl_dataset_sample(&b, 100, 7);
+    CHECK(a.n == 100 && b.n == 100);
+    CHECK(memcmp(a.pixels, b.pixels, 200) == 0 && memcmp(a.labels, b.labels, 400) == 0);
+    int per[K] = {0}, prev = -1, ok = 1;
+    for (int i = 0; i < 100; i++) {
+        int id = a.pixels[2 * i] | a.pixels[2 * i + 1] << 8;
+        ok &= id > prev && a.labels[i] == id / (N / K);
+        prev = id;
+        per[a.labels[i]]++;
+    }
+    CHECK_MSG(ok, "sampled images out of order or with the wrong label");
+    for (int k = 0; k < K; k++) CHECK_MSG(per[k] >= 2 && per[k] <= 25, "class %d got %d of 100", k, per[k]);
+    memcpy(b.pixels, a.pixels, 200);
+    b.n = 100;
+    nnl_dataset_sample(&b, 100, 3);   /* n >= size: unchanged */
+    CHECK(b.n == 100 && memcmp(a.pixels, b.pixels, 200) == 0);
+    free(a.pixels); free(a.labels); free(b.pixels); free(b.labels);
+}
+
 static void test_real(const char *dir, const char *name, int first_test_label) {
     nnl_dataset tr, te;
     double t0 = (double)clock();
@@ -520,6 +550,7 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 }
 
 int main(void) {
+    test_sample();
     test_idx();
     test_cifar();
     test_images();

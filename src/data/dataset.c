@@ -32,6 +32,27 @@ void nnl_dataset_truncate(nnl_dataset *ds, int64_t n) {
     if (n < ds->n) ds->n = n;
 }
 
+/* Selection sampling (Knuth's algorithm S): each image is kept with probability
+ * (still needed) / (still unseen), so exactly n are kept, in their original order, and the
+ * kept ones can be moved down in place. A class-sorted set (image folders, GTSRB) gives a
+ * subset with every class in proportion, as the first n images would not. */
+void nnl_dataset_sample(nnl_dataset *ds, int64_t n, uint64_t seed) {
+    if (n < 0) n = 0;
+    if (n >= ds->n) return;
+    size_t img = (size_t)ds->c * ds->h * ds->w;
+    nnl_rng r = nnl_rng_derive(seed, 0x5a3b1e00ULL);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < ds->n && kept < n; i++) {
+        if ((int64_t)nnl_rng_below(&r, (uint64_t)(ds->n - i)) >= n - kept) continue;
+        if (kept != i) {
+            memmove(ds->pixels + (size_t)kept * img, ds->pixels + (size_t)i * img, img);
+            ds->labels[kept] = ds->labels[i];
+        }
+        kept++;
+    }
+    ds->n = kept;
+}
+
 void nnl_dataset_stats(const nnl_dataset *ds, float *mean, float *std) {
     int c = ds->c;
     if (c < 1 || c > NNL_MAX_CHANNELS) return;
