@@ -22,6 +22,7 @@ Cases (names shared with nnlock's bench_train):
     cnn32_infer   same, batch 1000
     cnn28_train   same for 28x28x1 (28->14->7->3), batch 128
     cnn28_infer   same, batch 1000
+    resnet9_train the DAWNBench ResNet-9 (nnlock's `resnet9`), 32x32x3, batch 128
     mlp_rss       peak RSS (MB) of a fresh process training the mlp for one epoch on a
                   60000x784 float tensor + labels, batch 128
     sgemm         torch.mm GFLOP/s on a 1000x900 @ 900x900 product (informational)
@@ -41,7 +42,7 @@ import torch
 import torch.nn as nn
 
 ALL_CASES = ["mlp_train", "mlp_infer", "cnn32_train", "cnn32_infer",
-             "cnn28_train", "cnn28_infer", "mlp_rss", "sgemm"]
+             "cnn28_train", "cnn28_infer", "resnet9_train", "mlp_rss", "sgemm"]
 
 
 def make_mlp():
@@ -64,6 +65,28 @@ def make_cnn(in_ch, hw):
     layers += [nn.Flatten(), nn.Linear(128 * hw * hw, 256), nn.ReLU(),
                nn.Linear(256, 10)]
     return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def make_resnet9():
+    """The DAWNBench ResNet-9, as nnlock's `resnet9` preset builds it."""
+    def block(c_in, c_out, pool):
+        layers = [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        return layers + ([nn.MaxPool2d(2)] if pool else [])
+    return nn.Sequential(
+        *block(3, 64, False),
+        *block(64, 128, True), Residual(nn.Sequential(*block(128, 128, False), *block(128, 128, False))),
+        *block(128, 256, True),
+        *block(256, 512, True), Residual(nn.Sequential(*block(512, 512, False), *block(512, 512, False))),
+        nn.MaxPool2d(4), nn.Flatten(), nn.Linear(512, 10))
 
 
 def make_optimizer(model):
@@ -282,6 +305,8 @@ def main():
             v = bench_train(make_cnn(1, 28), (1, 28, 28), 128, args.warmup, args.seconds)
         elif case == "cnn28_infer":
             v = bench_infer(make_cnn(1, 28), (1, 28, 28), 1000, args.warmup, args.seconds)
+        elif case == "resnet9_train":
+            v = bench_train(make_resnet9(), (3, 32, 32), 128, 1, args.seconds)
         elif case == "sgemm":
             print(f"case=torch_sgemm_gflops value={bench_sgemm(min(args.seconds, 1.5)):.1f}")
             sys.stdout.flush()
