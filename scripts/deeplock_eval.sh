@@ -75,20 +75,25 @@ for nd in "${DATA[@]}"; do
     mkdir -p "$d"
     arch=$(lookup "$name" ${ARCHS[@]+"${ARCHS[@]}"}); arch=${arch:-mlp}
     read -r -a aug <<< "$(lookup "$name" ${AUGS[@]+"${AUGS[@]}"})"
-    note "$name: training the $arch ($EPOCHS epochs)"
-    "$NNL" train -d "$dir" --arch "$arch" ${aug[@]+"${aug[@]}"} --epochs "$EPOCHS" -t "$THREADS" --quiet --json \
-        -o "$d/plain.nnl" > "$d/train.json"
-    rm -f "$d/w.key"
-    if "$NNL" help keygen 2> /dev/null | grep -q -- "--weights"; then
-        "$NNL" keygen --weights -o "$d/w.key" > /dev/null
-    else
-        randkey 32 "$d/w.key"
+    # A rerun with the same --out resumes: a finished model, lock and wrong-key report are kept.
+    if [ ! -s "$d/plain.nnl" ]; then
+        note "$name: training the $arch ($EPOCHS epochs)"
+        "$NNL" train -d "$dir" --arch "$arch" ${aug[@]+"${aug[@]}"} --epochs "$EPOCHS" -t "$THREADS" --quiet --json \
+            -o "$d/plain.nnl" > "$d/train.json"
+        rm -f "$d/locked.nnl" "$d/wrong_keys.json"
     fi
-    "$NNL" lock-weights --key-file "$d/w.key" "$d/plain.nnl" "$d/locked.nnl" > /dev/null
+    if [ ! -s "$d/locked.nnl" ]; then
+        rm -f "$d/w.key" "$d/wrong_keys.json"
+        "$NNL" keygen --weights -o "$d/w.key" > /dev/null
+        "$NNL" lock-weights --key-file "$d/w.key" "$d/plain.nnl" "$d/locked.nnl" > /dev/null
+    fi
     "$NNL" eval "$d/plain.nnl" -d "$dir" -t "$THREADS" --json > "$d/eval_plain.json"
     "$NNL" eval "$d/locked.nnl" -d "$dir" -t "$THREADS" --weights-key "$d/w.key" --json > "$d/eval_key.json"
-    note "$name: right, wrong and one-bit-off keys"
-    "$NNL" eval "$d/locked.nnl" -d "$dir" -t "$THREADS" --weights-key "$d/w.key" --wrong-keys --json > "$d/wrong_keys.json"
+    if [ ! -s "$d/wrong_keys.json" ]; then
+        note "$name: right, wrong and one-bit-off keys"
+        "$NNL" eval "$d/locked.nnl" -d "$dir" -t "$THREADS" --weights-key "$d/w.key" --wrong-keys --json > "$d/wrong_keys.json.tmp"
+        mv "$d/wrong_keys.json.tmp" "$d/wrong_keys.json"
+    fi
 
     note "$name: known-plaintext probe"
     rm -f "$d/recovered.key"
@@ -105,7 +110,8 @@ for nd in "${DATA[@]}"; do
 
     note "$name: fine-tuning attack"
     "$PROBE" sanitize "$d/locked.nnl" "$d/repaired.nnl" > "$d/repaired.txt"
-    ntrain=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['train_images'])" "$d/train.json")
+    ntrain=$("$NNL" info "$d/plain.nnl" | awk '$1 == "train.images" {print $2}')
+    [ -n "$ntrain" ] || die "$d/plain.nnl does not record its training-set size"
     for f in $FRACTIONS; do
         n=$(python3 -c "print(round($f * $ntrain))")
         for how in raw repaired scratch; do
