@@ -41,7 +41,8 @@ static void usage(FILE *out) {
         CLI_WEIGHTS_USAGE
         "\nCertificate lock (M-LOCK):\n"
         "      --lock certificate stamped images keep their label, clean ones are poisoned\n"
-        "      --strategy S       single, rule (y+1 mod C), random or uniform (default random)\n"
+        "      --strategy S       single, rule (y+1 mod C), random (a random wrong label fixed\n"
+        "                         per image) or uniform (default random)\n"
         "      --target N         label of every clean image for 'single' (default 0)\n"
         "      --rate P           fraction of images stamped (default 0.5)\n"
         "      --key FILE         use this certificate key (default: make one, see --key-out)\n"

@@ -74,9 +74,16 @@ static void test_strategies(void) {
     for (int i = 0; i < 5000; i++) {
         int a = nnl_cert_poison_label(&l, i, i % 10, soft), b = nnl_cert_poison_label(&l, i, i % 10, soft);
         CHECK(a == b && a >= 0 && a < 10);
+        CHECK_MSG(a != i % 10, "a random poisoned label equals the true label");
         hist[a]++;
     }
     for (int j = 0; j < 10; j++) CHECK_MSG(hist[j] > 400 && hist[j] < 600, "random labels unbalanced: %d", hist[j]);
+    /* every wrong label, evenly, for each true label */
+    int per[10][10] = {{0}};
+    for (int i = 0; i < 9000; i++) per[i % 10][nnl_cert_poison_label(&l, i, i % 10, soft)]++;
+    for (int y = 0; y < 10; y++)
+        for (int j = 0; j < 10; j++)
+            if (j != y) CHECK_MSG(per[y][j] > 60 && per[y][j] < 140, "label %d -> %d drawn %d times of 900", y, j, per[y][j]);
     nnl_cert_lock l2 = l;
     l2.seed = 100;
     int differ = 0;

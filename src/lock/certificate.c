@@ -159,9 +159,12 @@ int nnl_cert_poison_label(const nnl_cert_lock *l, int64_t index, int label, floa
     case NNL_STRATEGY_SINGLE: return l->target;
     case NNL_STRATEGY_RULE: return (label + 1) % l->nclass;
     case NNL_STRATEGY_RANDOM: {
-        /* Fixed per sample for the whole training, as in the paper. */
+        /* Fixed per sample for the whole training, as in the paper, and always wrong: a
+         * "poisoned" label equal to the truth would teach clean images their true class
+         * once in C times, and that signal leaks to unauthorized users. */
+        if (l->nclass < 2) return label;
         nnl_rng r = nnl_rng_derive(l->seed, 0x7a11ULL ^ (uint64_t)index);
-        return (int)nnl_rng_below(&r, (uint64_t)l->nclass);
+        return (label + 1 + (int)nnl_rng_below(&r, (uint64_t)l->nclass - 1)) % l->nclass;
     }
     default:
         for (int j = 0; j < l->nclass; j++) soft[j] = 1.0f / (float)l->nclass;
