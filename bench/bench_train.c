@@ -30,20 +30,34 @@ static void random_dataset(nnl_dataset *ds, int64_t n, int c, int h, int w) {
     for (int64_t i = 0; i < n; i++) ds->labels[i] = (int32_t)(nnl_rng_next(&r) % 10);
 }
 
-/* images/s of nnl_train on n images (one epoch, batch 128). */
+/* Steady state: the clock starts when the first batch is done, as PyTorch's side times
+ * only after its warm-up iterations (the first batch pays for OpenBLAS's buffers and the
+ * first touch of every workspace). */
+typedef struct { double t1, t_end; int64_t b1, b_end; } rate_clock;
+static void on_batch(const nnl_progress *p, void *user) {
+    rate_clock *c = user;
+    if (p->epoch_done) return;
+    if (p->batch == 1) { c->t1 = nnl_now(); c->b1 = p->batch; }
+    c->t_end = nnl_now(); c->b_end = p->batch;
+}
+
+/* images/s of nnl_train on n images (one epoch, batch 128), after the first batch. */
 static double train_rate(const char *arch, const nnl_dataset *ds, int64_t n) {
     nnl_dataset sub = *ds;
-    sub.n = n;
+    sub.n = n / 128 * 128 < 256 ? 256 : n / 128 * 128;   /* whole batches only */
     nnl_model *m;
     if (nnl_model_create(&m, arch, ds->c, ds->h, ds->w, 10)) { fprintf(stderr, "%s\n", nnl_errmsg()); exit(1); }
     nnl_model_init(m, 1);
     nnl_train_opts o;
     nnl_train_opts_default(&o);
     o.epochs = 1; o.batch = 128; o.lr = 0.01f; o.compute_norm = 0;
+    rate_clock clk = {0};
+    o.progress = on_batch; o.progress_user = &clk;
     nnl_train_result r;
     if (nnl_train(m, &sub, NULL, &o, &r)) { fprintf(stderr, "%s\n", nnl_errmsg()); exit(1); }
     nnl_model_free(m);
-    return r.images_per_s;
+    if (clk.b_end <= clk.b1 || clk.t_end <= clk.t1) return r.images_per_s;
+    return (double)(clk.b_end - clk.b1) * o.batch / (clk.t_end - clk.t1);
 }
 
 static double bench_train(const char *name, const char *arch, int c, int hw) {
