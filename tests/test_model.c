@@ -5,7 +5,9 @@
 #include "synth.h"
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static nnl_model *make_model(const char *arch, int c, int h, int w, int k) {
@@ -206,7 +208,58 @@ static void test_reproducible(void) {
     nnl_dataset_free(&ds);
 }
 
+/* Max pooling follows PyTorch exactly: the first maximum wins a tie, a NaN wins and
+ * propagates, and the gradient goes to the winner. Inputs full of ties and some NaNs,
+ * on maps narrow, odd and wider than the pooling code's block, against a naive loop. */
+static void test_maxpool_rules(int c, int h, int w, int k, int s) {
+    char spec[64];
+    snprintf(spec, sizeof spec, "maxpool%ds%d,dense", k, s);
+    nnl_model *m = NULL;
+    CHECK_MSG(nnl_model_create(&m, spec, c, h, w, 3) == NNL_OK, "%s", nnl_errmsg());
+    if (!m || nnl_model_prepare(m, 2)) return;
+    nnl_layer *L = &m->layers[0];
+    int oh = L->out.h, ow = L->out.w, n = 2;
+    size_t nin = (size_t)n * c * h * w, nout = (size_t)n * c * oh * ow;
+    float *x = malloc(nin * 4), *dy = malloc(nout * 4), *y = malloc(nout * 4), *dx = malloc(nin * 4);
+    nnl_rng r = {(uint64_t)(h * 1000 + w)};
+    for (size_t i = 0; i < nin; i++) x[i] = (float)nnl_rng_below(&r, 3);      /* many ties */
+    for (size_t i = 0; i < nin; i += 37) x[i] = NAN;
+    for (size_t i = 0; i < nout; i++) dy[i] = 1.0f + (float)i;
+    nnl_pass P = {0};
+    P.n = n; P.training = 1; P.params = m->params; P.grads = m->grads; P.work = m->work;
+    const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
+    ops->forward(L, &P, x, y);
+    ops->backward(L, &P, x, y, dy, dx);
+    float *want_dx = calloc(nin, 4);
+    int bad = 0;
+    for (int pl = 0; pl < n * c; pl++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                const float *xp = x + (size_t)pl * h * w;
+                int best = (oy * s) * w + ox * s;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) {
+                        int at = (oy * s + i) * w + ox * s + j;
+                        if (xp[at] > xp[best] || isnan(xp[at])) best = at;
+                    }
+                size_t o = ((size_t)pl * oh + oy) * ow + ox;
+                float got = y[o], want = xp[best];
+                if (!(got == want || (isnan(got) && isnan(want)))) bad++;
+                want_dx[(size_t)pl * h * w + best] += dy[o];
+            }
+    CHECK_MSG(bad == 0, "maxpool k%d s%d on %dx%dx%d: %d outputs differ from PyTorch's rule", k, s, c, h, w, bad);
+    CHECK_MSG(memcmp(dx, want_dx, nin * 4) == 0, "maxpool k%d s%d on %dx%dx%d: gradient not routed to the winners", k, s, c, h, w);
+    free(x); free(dy); free(y); free(dx); free(want_dx);
+    nnl_model_free(m);
+}
+
 int main(void) {
+    test_maxpool_rules(3, 8, 8, 2, 2);
+    test_maxpool_rules(2, 6, 10, 2, 2);
+    test_maxpool_rules(1, 7, 9, 2, 2);
+    test_maxpool_rules(1, 4, 1030, 2, 2);   /* rows wider than the 256-output block */
+    test_maxpool_rules(2, 9, 9, 3, 2);
+    test_maxpool_rules(1, 5, 6, 2, 1);
     nnl_set_threads(2);
     test_round_trip("mlp", 1, 8, 8);
     test_round_trip("conv4k3p1,bn,relu,@x,conv4k3p1,add@x,maxpool2,flatten,dense8,relu,dense", 3, 8, 8);

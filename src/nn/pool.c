@@ -8,6 +8,8 @@
 
 /* Below this many input floats a parallel region costs more than it saves. */
 #define POOL_PAR_MIN 32768
+/* Outputs of a 2x2 max pool compared in one vector loop. */
+#define POOL_BLOCK 256
 
 static int pool_setup_common(nnl_layer *L, const char *name) {
     if (L->k < 1) return nnl_fail(NNL_ERR_SHAPE, "%s: kernel size %d must be at least 1", name, L->k);
@@ -35,8 +37,16 @@ static int maxpool_setup(nnl_layer *L) { return pool_setup_common(L, "maxpool");
 static size_t maxpool_save(const nnl_layer *L, int batch) { return (size_t)batch * nnl_shape_size(L->out); }
 
 /* A later element replaces the maximum only if strictly larger (the first maximum
- * wins ties) or NaN (NaN propagates), as in PyTorch. */
-#define MAX_TAKE(v, m) ((v) > (m) || (v) != (v))
+ * wins ties) or NaN (NaN propagates), as in PyTorch. The choice is made with masks, not
+ * branches: on real activations which of four values wins is a coin toss, and the
+ * mispredicted branches made pooling several times slower than its memory traffic. */
+static inline void max_take(float v, int32_t i, float *m, int32_t *a) {
+    uint32_t take = -(uint32_t)((v > *m) | (v != v)), vb, mb;
+    memcpy(&vb, &v, 4); memcpy(&mb, m, 4);
+    mb = (vb & take) | (mb & ~take);
+    memcpy(m, &mb, 4);
+    *a = (int32_t)(((uint32_t)i & take) | ((uint32_t)*a & ~take));
+}
 
 // x (N,C,H,W) -> y (N,C,H',W'); save: arg-max per output (int32, index in the H*W plane)
 static void maxpool_forward(nnl_layer *L, const nnl_pass *P, const float *x, float *y) {
@@ -49,44 +59,57 @@ static void maxpool_forward(nnl_layer *L, const nnl_pass *P, const float *x, flo
         const float *xp = x + (size_t)pl * hw;
         float *yp = y + (size_t)pl * ohw;
         int32_t *ap = arg + (size_t)pl * ohw;
-        for (int oy = 0; oy < OH; oy++) {
-            if (k == 2 && s == 2) {
-                /* The common case, unrolled so that it vectorises. */
-                const float *r0 = xp + (size_t)(2 * oy) * W, *r1 = r0 + W;
-                int32_t base = 2 * oy * W;
-                for (int ox = 0; ox < OW; ox++) {
-                    float m = r0[2 * ox];
-                    int32_t a = base + 2 * ox;
-                    float v = r0[2 * ox + 1];
-                    int t = MAX_TAKE(v, m);
-                    m = t ? v : m; a = t ? base + 2 * ox + 1 : a;
-                    v = r1[2 * ox];
-                    t = MAX_TAKE(v, m);
-                    m = t ? v : m; a = t ? base + W + 2 * ox : a;
-                    v = r1[2 * ox + 1];
-                    t = MAX_TAKE(v, m);
-                    m = t ? v : m; a = t ? base + W + 2 * ox + 1 : a;
-                    yp[(size_t)oy * OW + ox] = m;
-                    ap[(size_t)oy * OW + ox] = a;
+        if (k == 2 && s == 2) {
+            /* The common case. Feature maps are often only 4-16 wide, too short for a
+             * vector loop along a row, so up to POOL_BLOCK outputs at a time are gathered
+             * into four corner arrays and compared in one vector loop. */
+            float c0[POOL_BLOCK], c1[POOL_BLOCK], c2[POOL_BLOCK], c3[POOL_BLOCK], m[POOL_BLOCK];
+            int32_t base[POOL_BLOCK], a[POOL_BLOCK];
+            int rows = POOL_BLOCK / OW > 0 ? POOL_BLOCK / OW : 1;   /* 1: rows wider than a block go in pieces */
+            for (int oy0 = 0; oy0 < OH; oy0 += rows) {
+                int oy1 = oy0 + rows < OH ? oy0 + rows : OH;
+                for (int ox0 = 0; ox0 < OW; ox0 += POOL_BLOCK) {
+                    int ox1 = ox0 + POOL_BLOCK < OW ? ox0 + POOL_BLOCK : OW, e = 0;
+                    for (int oy = oy0; oy < oy1; oy++) {
+                        const float *r0 = xp + (size_t)(2 * oy) * W, *r1 = r0 + W;
+                        for (int ox = ox0; ox < ox1; ox++, e++) {
+                            c0[e] = r0[2 * ox]; c1[e] = r0[2 * ox + 1];
+                            c2[e] = r1[2 * ox]; c3[e] = r1[2 * ox + 1];
+                            base[e] = 2 * oy * W + 2 * ox;
+                        }
+                    }
+                    for (int j = 0; j < e; j++) {
+                        float v = c0[j];
+                        int32_t b = base[j];
+                        int t = (c1[j] > v) | (c1[j] != c1[j]);
+                        v = t ? c1[j] : v; b = t ? base[j] + 1 : b;
+                        t = (c2[j] > v) | (c2[j] != c2[j]);
+                        v = t ? c2[j] : v; b = t ? base[j] + W : b;
+                        t = (c3[j] > v) | (c3[j] != c3[j]);
+                        v = t ? c3[j] : v; b = t ? base[j] + W + 1 : b;
+                        m[j] = v; a[j] = b;
+                    }
+                    e = 0;
+                    for (int oy = oy0; oy < oy1; oy++)
+                        for (int ox = ox0; ox < ox1; ox++, e++) {
+                            yp[(size_t)oy * OW + ox] = m[e];
+                            ap[(size_t)oy * OW + ox] = a[e];
+                        }
                 }
-                continue;
             }
+            continue;
+        }
+        for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 int32_t a = oy * s * W + ox * s;
                 float m = xp[a];
                 for (int i = 0; i < k; i++) {
                     const int32_t r = (oy * s + i) * W + ox * s;
-                    for (int j = 0; j < k; j++) {
-                        float v = xp[r + j];
-                        int t = MAX_TAKE(v, m);
-                        m = t ? v : m;
-                        a = t ? r + j : a;
-                    }
+                    for (int j = 0; j < k; j++) max_take(xp[r + j], r + j, &m, &a);
                 }
                 yp[(size_t)oy * OW + ox] = m;
                 ap[(size_t)oy * OW + ox] = a;
             }
-        }
     }
 }
 
