@@ -57,7 +57,9 @@ T0=$(date +%s)
 # ---------------------------------------------------------------- the probe tool
 cache() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt"; }
 PROBE=$OUT/deeplock_probe
-cc -O2 -std=gnu11 -fopenmp -I"$SRC/include" -I"$SRC/src" "$SRC/tests/tools/deeplock_probe.c" \
+CC=$(cache CMAKE_C_COMPILER); CC=${CC:-cc}
+SAN=(); [ "$(cache NNL_SANITIZE)" = ON ] && SAN=(-fsanitize=address,undefined)   # as the library was built
+"$CC" -O2 -std=gnu11 -fopenmp ${SAN[@]+"${SAN[@]}"} -I"$SRC/include" -I"$SRC/src" "$SRC/tests/tools/deeplock_probe.c" \
     "$BUILD/libnnlock.a" "$(cache OPENBLAS_LIB)" "$(cache STB_LIB)" \
     $(pkg-config --libs jansson libsodium matio zlib) -lm -o "$PROBE"
 

@@ -1,0 +1,69 @@
+#!/bin/bash
+# The result scripts end to end on a tiny generated IDX data set, so that they keep working:
+# scripts/mlock_grid.sh (every row of its table, a rerun that resumes, bad arguments) and
+# scripts/deeplock_eval.sh (right key bit-identical, the master key recovered, the
+# fine-tuning table). Usage: cli_scripts.sh PATH/TO/nnlock
+set -u
+nnlock=$(readlink -f "${1:?path to nnlock}")
+src=${NNL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+/usr/bin/python3 - "$tmp/data" <<'PY'
+import gzip, os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d)
+random.seed(2)
+def make(n):
+    imgs, labels = bytearray(), bytearray()
+    for i in range(n):
+        k = i % 4
+        px = [random.randrange(60) for _ in range(144)]
+        for y in range(3 * k % 9, 3 * k % 9 + 3):
+            for x in range(2 * k, 2 * k + 3): px[y * 12 + x] = 250
+        imgs += bytes(px); labels.append(k)
+    return imgs, labels
+for name, n in (("train", 600), ("t10k", 200)):
+    imgs, labels = make(n)
+    with gzip.open(f"{d}/{name}-images-idx3-ubyte.gz", "wb") as f: f.write(struct.pack(">IIII", 0x803, n, 12, 12) + imgs)
+    with open(f"{d}/{name}-labels-idx1-ubyte", "wb") as f: f.write(struct.pack(">II", 0x801, n) + labels)
+PY
+
+# ---- mlock_grid.sh
+grid() { ARCH="dense32,relu,dense" TRAIN_ARGS="--batch 32" NNLOCK=$nnlock WORK=$tmp/grid \
+    bash "$src/scripts/mlock_grid.sh" "$@"; }
+if grid "$tmp/data" "$tmp/grid.md" 3 2 > "$tmp/grid.out" 2> "$tmp/grid.err"; then ok; else bad "mlock_grid.sh failed: $(tail -3 "$tmp/grid.err")"; fi
+rows=$(grep -cE '^\| (I single|II rule|III random) \| (fixed|random) \| (pixels|pattern) \| [0-9.]+ \+/- [0-9.]+ \| [0-9.]+ \+/- [0-9.]+ \| [0-9.]+ \+/- [0-9.]+ \| [0-9.]+ \+/- [0-9.]+ \|$' "$tmp/grid.md" 2>/dev/null)
+[ "$rows" = 12 ] && ok || bad "mlock_grid.sh wrote $rows of 12 table rows"
+grep -q '^Command: `.*scripts/mlock_grid.sh ' "$tmp/grid.md" && ok || bad "mlock_grid.sh: no command line in the results"
+[ "$(ls "$tmp"/grid/*.nnl | wc -l)" = 26 ] && ok || bad "mlock_grid.sh: expected 26 models (2 baselines + 12 configurations x 2 seeds)"
+# fixed-location single: every clean test image gets the target, so unverified = the target's share
+single=$(awk -F'|' '$2 ~ /I single/ && $3 ~ /fixed/ && $4 ~ /pattern/ { split($7, u, " "); print u[1] }' "$tmp/grid.md")
+awk -v u="$single" 'BEGIN { exit !(u >= 24 && u <= 26) }' && ok \
+    || bad "mlock_grid.sh: single/fixed unverified accuracy $single, not the target class's 25%"
+touch -d '2001-01-01' "$tmp"/grid/*.nnl
+grid "$tmp/data" "$tmp/grid2.md" 3 2 > /dev/null 2>&1
+[ -z "$(find "$tmp/grid" -name '*.nnl' -newermt '2002-01-01')" ] && ok || bad "mlock_grid.sh rerun retrained finished models"
+cmp -s <(grep '^|' "$tmp/grid.md") <(grep '^|' "$tmp/grid2.md") && ok || bad "mlock_grid.sh rerun gave another table"
+for args in "$tmp/nowhere $tmp/x.md" "$tmp/data $tmp/x.md ten" "$tmp/data $tmp/x.md 0"; do
+    # shellcheck disable=SC2086
+    grid $args > /dev/null 2> "$tmp/err"; rc=$?
+    [ $rc = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q '^mlock_grid: ' "$tmp/err" && ok \
+        || bad "mlock_grid.sh $args: rc=$rc, $(head -2 "$tmp/err")"
+done
+
+# ---- deeplock_eval.sh
+if bash "$src/scripts/deeplock_eval.sh" --nnlock "$nnlock" --data tiny="$tmp/data" --arch tiny=dense64,relu,dense \
+        --epochs 1 --ft-epochs 1 --fractions 0.1 --probe128-budget 1 --out "$tmp/dl" > "$tmp/dl.md" 2> "$tmp/dl.err"; then ok
+else bad "deeplock_eval.sh failed: $(tail -3 "$tmp/dl.err")"; fi
+grep -qE '^\| tiny \| [0-9]+ \| [0-9.]+% \| [0-9.]+% \| yes \|' "$tmp/dl.md" && ok || bad "deeplock_eval.sh: right key not bit-identical"
+grep -qE '^\| tiny \| 256-bit \| \*\*yes\*\* \|.*\| true \|$' "$tmp/dl.md" && ok || bad "deeplock_eval.sh: 256-bit key not recovered"
+[ "$(grep -cE '^\| 60 \| (locked weights as they are|locked weights, repaired|from scratch) \|' "$tmp/dl.md")" = 3 ] \
+    && ok || bad "deeplock_eval.sh: fine-tuning table incomplete"
+bash "$src/scripts/deeplock_eval.sh" --nnlock "$nnlock" --wobble > /dev/null 2> "$tmp/err"
+[ $? -ne 0 ] && grep -q "unknown argument '--wobble'" "$tmp/err" && ok || bad "deeplock_eval.sh accepted a bad flag"
+
+echo "cli_scripts: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
