@@ -156,7 +156,7 @@ else
     : >"$OUT/torch_default.txt"
 fi
 
-grep '^#' "$OUT/torch_tuned.txt" "$OUT/torch_default.txt" | sed 's/^[^:]*\//# /'
+grep '^#' "$OUT/torch_tuned.txt" "$OUT/torch_default.txt" | sed 's/^[^:]*\//# /' | awk '!seen[$0]++'
 echo
 echo "PyTorch reference (images/s, best of the rounds, each the best of up to 6 time slices; rss in MB)"
 print_torch_table "$OUT/torch_tuned.txt" "$OUT/torch_default.txt"
