@@ -56,6 +56,9 @@ double nnl_now(void);
 int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_bytes);
 /* "dir/name", malloc'd (NULL when out of memory). */
 char *nnl_path_join(const char *dir, const char *name);
+/* 1 if path names a regular file (a directory), following links; 0 otherwise. */
+int nnl_is_file(const char *path);
+int nnl_is_dir(const char *path);
 /* Writes data atomically: path.tmp.XXXXXX in the same directory, fsync, rename. */
 int nnl_write_file_atomic(const char *path, const void *data, size_t size);
 

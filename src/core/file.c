@@ -140,3 +140,13 @@ char *nnl_path_join(const char *dir, const char *name) {
     memcpy(p + a + 1, name, b + 1);
     return p;
 }
+
+int nnl_is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+int nnl_is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}

@@ -125,15 +125,7 @@ int nnl_read_class_names(const char *path, int n, char ***names) {
 
 /* ------------------------------------------------------------------ detection */
 
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
 
 /* out = dir/name. nnl_dataset_load bounds the length of dir, so the fixed names used here
  * always fit. */
@@ -152,7 +144,7 @@ static int find_idx(char *out, const char *dir, const char *prefix, const char *
     static const char *const forms[] = {"%s-%s-%s-ubyte", "%s-%s-%s-ubyte.gz", "%s-%s.%s-ubyte", "%s-%s.%s-ubyte.gz"};
     for (int f = 0; f < 4; f++) {
         mkpath(out, dir, forms[f], prefix, kind, idx);
-        if (is_file(out)) return 1;
+        if (nnl_is_file(out)) return 1;
     }
     return 0;
 }
@@ -173,7 +165,7 @@ static int load_idx(nnl_dataset *ds, const char *path, int split, int *found) {
      * recognise the two data sets everyone uses by their directory name. */
     char names_path[PATH_CAP];
     mkpath(names_path, path, "classes.txt");
-    if (is_file(names_path)) return nnl_read_class_names(names_path, ds->nclass, &ds->class_names);
+    if (nnl_is_file(names_path)) return nnl_read_class_names(names_path, ds->nclass, &ds->class_names);
     static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
     static const char *const digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
@@ -194,9 +186,9 @@ static int cifar_base(char *base, const char *path, const char *sub, const char 
         if (s == 0) snprintf(base, PATH_CAP, "%s", path);
         else mkpath(base, path, "%s", sub);
         mkpath(probe, base, "%s", train);
-        if (is_file(probe)) return 1;
+        if (nnl_is_file(probe)) return 1;
         mkpath(probe, base, "%s", test);
-        if (is_file(probe)) return 1;
+        if (nnl_is_file(probe)) return 1;
     }
     return 0;
 }
@@ -210,7 +202,7 @@ static int load_cifar10(nnl_dataset *ds, const char *path, int split, int *found
     for (int i = 0; i < nf; i++) {
         if (split == NNL_SPLIT_TRAIN) mkpath(files[i], base, "data_batch_%d.bin", i + 1);
         else mkpath(files[i], base, "test_batch.bin");
-        if (!is_file(files[i]))
+        if (!nnl_is_file(files[i]))
             return nnl_fail(NNL_ERR_IO, "%s: CIFAR-10 data set without %s", base, strrchr(files[i], '/') + 1);
         list[i] = files[i];
     }
@@ -222,7 +214,7 @@ static int load_cifar100(nnl_dataset *ds, const char *path, int split, int *foun
     if (!(*found = cifar_base(base, path, "cifar-100-binary", "train.bin", "test.bin"))) return NNL_OK;
     const char *name = split == NNL_SPLIT_TRAIN ? "train.bin" : "test.bin";
     mkpath(file, base, "%s", name);
-    if (!is_file(file)) return nnl_fail(NNL_ERR_IO, "%s: CIFAR-100 data set without %s", base, name);
+    if (!nnl_is_file(file)) return nnl_fail(NNL_ERR_IO, "%s: CIFAR-100 data set without %s", base, name);
     const char *list[1] = {file};
     return nnl_cifar_load(ds, list, 1, NNL_CIFAR100_FINE);
 }
@@ -232,8 +224,8 @@ static int load_folder(nnl_dataset *ds, const char *path, int split, int *found)
     const char *name = split == NNL_SPLIT_TRAIN ? "train" : "test";
     mkpath(dir, path, "%s", name);
     mkpath(other, path, "%s", split == NNL_SPLIT_TRAIN ? "test" : "train");
-    if (!(*found = is_dir(dir) || is_dir(other))) return NNL_OK;
-    if (!is_dir(dir)) return nnl_fail(NNL_ERR_IO, "%s: image-folder data set without a %s/ directory", path, name);
+    if (!(*found = nnl_is_dir(dir) || nnl_is_dir(other))) return NNL_OK;
+    if (!nnl_is_dir(dir)) return nnl_fail(NNL_ERR_IO, "%s: image-folder data set without a %s/ directory", path, name);
     return nnl_imagefolder_load(ds, dir);
 }
 
@@ -245,8 +237,8 @@ static int load_svhn(nnl_dataset *ds, const char *path, int split, int *found) {
     const char *name = split == NNL_SPLIT_TRAIN ? "train_32x32.mat" : "test_32x32.mat";
     mkpath(want, path, "%s", name);
     mkpath(other, path, "%s", split == NNL_SPLIT_TRAIN ? "test_32x32.mat" : "train_32x32.mat");
-    if (!(*found = is_file(want) || is_file(other))) return NNL_OK;
-    if (!is_file(want)) return nnl_fail(NNL_ERR_IO, "%s: SVHN data set without %s", path, name);
+    if (!(*found = nnl_is_file(want) || nnl_is_file(other))) return NNL_OK;
+    if (!nnl_is_file(want)) return nnl_fail(NNL_ERR_IO, "%s: SVHN data set without %s", path, name);
     return nnl_svhn_load(ds, want);
 }
 
@@ -258,7 +250,7 @@ static int load_gtsrb(nnl_dataset *ds, const char *path, int split, int *found) 
     static const char *const probes[] = {"Final_Training", "Final_Test", "GTSRB/Final_Training", "GTSRB/Final_Test"};
     for (int i = 0; i < 4 && !*found; i++) {
         mkpath(probe, path, "%s", probes[i]);
-        *found = is_dir(probe);
+        *found = nnl_is_dir(probe);
     }
     if (!*found) return NNL_OK;
     return nnl_gtsrb_load(ds, path, split, 0, -1, NULL);

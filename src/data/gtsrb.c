@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define CSV_FIELDS 8
 #define CSV_MAX_ROWS 100000000
@@ -303,15 +302,7 @@ int nnl_gtsrb_set_defaults(int size, int crop_roi) {
 
 int64_t nnl_gtsrb_last_roi_clamped(void) { return g_last_clamped; }
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
 
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
 
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -329,7 +320,7 @@ static int list_subdirs(const char *dir, char ***out, int *n) {
         if (e->d_name[0] == '.') continue;
         char *full = nnl_path_join(dir, e->d_name);
         if (!full) { st = nnl_fail(NNL_ERR_NOMEM, "%s: out of memory", dir); break; }
-        int keep = is_dir(full);
+        int keep = nnl_is_dir(full);
         free(full);
         if (!keep) continue;
         if (cnt >= MAX_CLASS_DIRS) { st = nnl_fail(NNL_ERR_FORMAT, "%s: more than %d class folders", dir, MAX_CLASS_DIRS); break; }
@@ -394,7 +385,7 @@ static int collect_train(const char *base, group **gs, int *ng) {
     if (top) imgdir = nnl_path_join(top, "Images");
     free(top);
     if (!imgdir) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
-    if (!is_dir(imgdir)) {
+    if (!nnl_is_dir(imgdir)) {
         int st = nnl_fail(NNL_ERR_IO, "%s: missing (GTSRB training images live in Final_Training/Images/<class>/)", imgdir);
         free(imgdir);
         return st;
@@ -407,7 +398,7 @@ static int collect_train(const char *base, group **gs, int *ng) {
         snprintf(csvname, sizeof csvname, "GT-%s.csv", classes[k]);
         if (cdir) csv = nnl_path_join(cdir, csvname);
         if (!csv) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
-        else if (!is_file(csv))
+        else if (!nnl_is_file(csv))
             st = nnl_fail(NNL_ERR_IO, "%s: missing (every class folder of Final_Training/Images holds GT-<folder>.csv)", csv);
         else st = add_group(gs, ng, cdir, csv);
         free(cdir);
@@ -429,14 +420,14 @@ static int collect_test(const char *base, group **gs, int *ng) {
         unlabelled = nnl_path_join(imgdir, "GT-final_test.test.csv");
     }
     if (!imgdir || !cand[0] || !cand[1] || !cand[2] || !unlabelled) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
-    else if (!is_dir(imgdir))
+    else if (!nnl_is_dir(imgdir))
         st = nnl_fail(NNL_ERR_IO, "%s: missing (GTSRB test images live in Final_Test/Images/)", imgdir);
     else {
         int found = -1;
         for (int i = 0; i < 3 && found < 0; i++)
-            if (is_file(cand[i])) found = i;
+            if (nnl_is_file(cand[i])) found = i;
         if (found >= 0) st = add_group(gs, ng, imgdir, cand[found]);
-        else if (is_file(unlabelled))
+        else if (nnl_is_file(unlabelled))
             st = nnl_fail(NNL_ERR_FORMAT,
                           "%s has no ClassId column, so the test set cannot be scored: put GT-final_test.csv (from "
                           "GTSRB_Final_Test_GT.zip) in %s",
@@ -500,9 +491,9 @@ int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int cr
     for (int s = 0; s < 2 && !ok; s++) {
         snprintf(base, sizeof base, s ? "%s/GTSRB" : "%s", dir);
         snprintf(probe, sizeof probe, "%s/Final_Training", base);
-        ok = is_dir(probe);
+        ok = nnl_is_dir(probe);
         snprintf(probe, sizeof probe, "%s/Final_Test", base);
-        ok = ok || is_dir(probe);
+        ok = ok || nnl_is_dir(probe);
     }
     if (!ok) return nnl_fail(NNL_ERR_FORMAT, "%s: no GTSRB Final_Training/ or Final_Test/ folder", dir);
 

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define FOLDER_MAX_IMAGES 100000000
 
@@ -50,9 +49,8 @@ static int list_dir(const char *dir, int want_dirs, strlist *out) {
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char *full = nnl_path_join(dir, e->d_name);
-        struct stat sb;
         if (!full) { st = nnl_fail(NNL_ERR_NOMEM, "%s: out of memory", dir); break; }
-        int keep = stat(full, &sb) == 0 && (want_dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
+        int keep = want_dirs ? nnl_is_dir(full) : nnl_is_file(full);
         free(full);
         if (!keep) continue;
         if (out->n >= FOLDER_MAX_IMAGES) { st = nnl_fail(NNL_ERR_FORMAT, "%s: too many entries", dir); break; }
