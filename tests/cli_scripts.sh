@@ -6,30 +6,8 @@
 set -u
 nnlock=$(readlink -f "${1:?path to nnlock}")
 src=${NNL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-/usr/bin/python3 - "$tmp/data" <<'PY'
-import gzip, os, random, struct, sys
-d = sys.argv[1]; os.makedirs(d)
-random.seed(2)
-def make(n):
-    imgs, labels = bytearray(), bytearray()
-    for i in range(n):
-        k = i % 4
-        px = [random.randrange(60) for _ in range(144)]
-        for y in range(3 * k % 9, 3 * k % 9 + 3):
-            for x in range(2 * k, 2 * k + 3): px[y * 12 + x] = 250
-        imgs += bytes(px); labels.append(k)
-    return imgs, labels
-for name, n in (("train", 600), ("t10k", 200)):
-    imgs, labels = make(n)
-    with gzip.open(f"{d}/{name}-images-idx3-ubyte.gz", "wb") as f: f.write(struct.pack(">IIII", 0x803, n, 12, 12) + imgs)
-    with open(f"{d}/{name}-labels-idx1-ubyte", "wb") as f: f.write(struct.pack(">II", 0x801, n) + labels)
-PY
+. "$(dirname "$0")/lib_cli.sh"
+make_idx "$tmp/data" 600 200 2
 
 # ---- mlock_grid.sh
 grid() { ARCH="dense32,relu,dense" TRAIN_ARGS="--batch 32" NNLOCK=$nnlock WORK=$tmp/grid \
