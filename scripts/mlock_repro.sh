@@ -5,8 +5,8 @@
 #
 #   scripts/mlock_repro.sh MNIST_DIR FASHION_DIR [OUT.md] [EPOCHS] [SEEDS]
 #   e.g. scripts/mlock_repro.sh ../shared/data/mnist /usr/share/datasets/fashion-mnist docs/results-mlock.md 10 3
-# Environment: NNLOCK (binary, default build/nnlock), WORK (scratch dir), JOBS (parallel
-# trainings, default 1; each uses THREADS threads, default all cores / JOBS).
+# Environment: NNLOCK (binary, default build/nnlock), WORK (scratch dir; a rerun resumes),
+# JOBS (parallel trainings, default 1; each uses THREADS threads, default all cores / JOBS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mnist=${1:?MNIST directory}; fashion=${2:?Fashion-MNIST directory}
@@ -19,65 +19,16 @@ mkdir -p "$work"
 cmdline="scripts/mlock_repro.sh $*"
 start=$(date +%s)
 
-train() { # data name out [extra args]
-    local data=$1 name=$2 outm=$3; shift 3
-    [ -f "$outm" ] || "$nnlock" train --data "$data" --arch mlp --epochs "$epochs" --threads "$threads" --quiet \
-        --out "$outm" "$@" > "$outm.log"
-}
-
-configs=()
-for ds in mnist fashion; do
-    for strat in single rule random; do
-        for motif in pixels pattern; do
-            for loc in fixed random; do configs+=("$ds $strat $motif $loc"); done
-        done
-    done
-done
-
-# Baselines and the first seed of every configuration make the keys; later seeds reuse them.
-run_config() { # ds strat motif loc seed
-    local ds=$1 strat=$2 motif=$3 loc=$4 seed=$5 data
-    data=$([ "$ds" = mnist ] && echo "$mnist" || echo "$fashion")
-    local base="$work/$ds-$strat-$motif-$loc"
-    if [ "$seed" = 1 ]; then
-        train "$data" x "$base-s1.nnl" --seed 1 --lock certificate --strategy "$strat" --motif "$motif" \
-            --location "$loc" --key-out "$base.key" --motif-seed 1
-    else
-        train "$data" x "$base-s$seed.nnl" --seed "$seed" --lock certificate --strategy "$strat" --key "$base.key"
-    fi
-}
-export -f train run_config
-export nnlock epochs threads work mnist fashion
-
-for ds in mnist fashion; do
-    data=$([ "$ds" = mnist ] && echo "$mnist" || echo "$fashion")
-    for s in $(seq 1 "$seeds"); do echo "train $data x $work/$ds-baseline-s$s.nnl --seed $s"; done
-done > "$work/jobs1.txt"
-for c in "${configs[@]}"; do echo "run_config $c 1"; done >> "$work/jobs1.txt"
-: > "$work/jobs2.txt"
-for s in $(seq 2 "$seeds"); do for c in "${configs[@]}"; do echo "run_config $c $s"; done; done >> "$work/jobs2.txt"
-for f in "$work/jobs1.txt" "$work/jobs2.txt"; do
-    [ -s "$f" ] || continue
-    xargs -P "$jobs" -I{} bash -c '{}' < "$f"
-done
-
-# Evaluate: one JSON line per configuration.
+# Each data set is one run of the general grid (scripts/mlock_grid.sh) with the `mlp`;
+# this script only puts the two next to the paper's figures.
 : > "$work/results.jsonl"
 for ds in mnist fashion; do
     data=$([ "$ds" = mnist ] && echo "$mnist" || echo "$fashion")
-    basel=$(for s in $(seq 1 "$seeds"); do echo "$work/$ds-baseline-s$s.nnl"; done)
-    for s in $(seq 1 "$seeds"); do
-        "$nnlock" eval --data "$data" --json "$work/$ds-baseline-s$s.nnl" | /usr/bin/python3 -c \
-            "import json,sys; print(json.dumps({'ds':'$ds','baseline':json.load(sys.stdin)['accuracy']}))" >> "$work/results.jsonl"
-    done
-    for strat in single rule random; do for motif in pixels pattern; do for loc in fixed random; do
-        base="$work/$ds-$strat-$motif-$loc"
-        models=$(for s in $(seq 1 "$seeds"); do echo "$base-s$s.nnl"; done)
-        # shellcheck disable=SC2086
-        "$nnlock" eval --data "$data" --key "$base.key" --json $models | /usr/bin/python3 -c \
-            "import json,sys; r=json.load(sys.stdin); r.update(ds='$ds', strat='$strat', motif='$motif', loc='$loc'); print(json.dumps(r))" \
-            >> "$work/results.jsonl"
-    done; done; done
+    ARCH=mlp TRAIN_ARGS= NNLOCK=$nnlock WORK=$work/$ds JOBS=$jobs THREADS=$threads \
+        bash "$root/scripts/mlock_grid.sh" "$data" "$work/$ds.md" "$epochs" "$seeds" > /dev/null
+    python3 -c "import json,sys
+for l in open(sys.argv[1]): r = json.loads(l); r['ds'] = sys.argv[2]; print(json.dumps(r))" \
+        "$work/$ds/results.jsonl" "$ds" >> "$work/results.jsonl"
 done
 minutes=$(( ($(date +%s) - start + 59) / 60 ))
 
