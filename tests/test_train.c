@@ -195,7 +195,57 @@ static void test_dense_chain(int threads) {
     nnl_model_free(a); nnl_model_free(b);
 }
 
+/* A ReLU after a batch-norm runs inside it; outputs and gradients must be the layers'
+ * bit for bit, on image and (N,C) batch-norms, with a skip connection that reads a
+ * ReLU's output (folded) and one that reads a batch-norm's output (not folded). */
+static void test_bn_relu_fold(int threads) {
+    nnl_set_threads(threads);
+    const char *spec = "conv4k3p1,bn,relu,@r,conv4k3p1,bn,relu,add@r,conv3k3p1,bn,@s,relu,add@s,"
+                       "flatten,dense8,bn,relu,dense";
+    nnl_model *a = NULL, *b = NULL;
+    CHECK(nnl_model_create(&a, spec, 2, 6, 5, 7) == NNL_OK && nnl_model_create(&b, spec, 2, 6, 5, 7) == NNL_OK);
+    if (!a || !b) return;
+    CHECK(nnl_model_prepare(a, 9) == NNL_OK && nnl_model_prepare(b, 9) == NNL_OK);
+    int folded = 0;
+    for (int i = 0; i < a->nlayers; i++) folded += a->layers[i].folded;
+    CHECK_MSG(a->fold == 1 && folded == 3, "%d ReLUs folded into batch-norms, want 3", folded);
+    CHECK_MSG(!a->layers[10].relu, "a batch-norm whose output an add reads was folded");
+    b->fold = 0;
+    nnl_model_init(a, 4); nnl_model_init(b, 4);
+    float x[9 * 60], dl[9 * 7];
+    nnl_rng r = {12};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = nnl_rng_normal(&r);
+    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) dl[i] = nnl_rng_normal(&r);
+    for (int training = 0; training < 2; training++) {
+        const float *za = nnl_model_forward(a, x, 9, training, 1, 0, 0.1f);
+        const float *zb = nnl_model_forward(b, x, 9, training, 1, 0, 0.1f);
+        CHECK_MSG(memcmp(za, zb, sizeof dl) == 0, "threads %d, training %d: folded forward differs", threads, training);
+        nnl_model_backward_fresh(a, dl, 9);
+        nnl_model_backward_fresh(b, dl, 9);
+        CHECK_MSG(memcmp(a->grads, b->grads, a->nparams * sizeof(float)) == 0,
+                  "threads %d, training %d: folded gradients differ", threads, training);
+        CHECK_MSG(memcmp(a->dacts[1], b->dacts[1], 9 * 4 * 30 * sizeof(float)) == 0,
+                  "threads %d, training %d: folded input gradients differ", threads, training);
+    }
+    nnl_dataset tr;
+    synth_dataset(&tr, 60, 2, 6, 5, 7, 3);
+    nnl_model_init(a, 4); nnl_model_init(b, 4);
+    nnl_train_opts o;
+    nnl_train_opts_default(&o);
+    o.epochs = 2; o.batch = 9; o.lr = 0.02f;
+    CHECK(nnl_train(a, &tr, NULL, &o, NULL) == NNL_OK);
+    CHECK(nnl_train(b, &tr, NULL, &o, NULL) == NNL_OK);
+    CHECK(a->fold == 1 && b->fold == 0);
+    CHECK_MSG(memcmp(a->params, b->params, a->nparams * sizeof(float)) == 0 &&
+              memcmp(a->state, b->state, a->nstate * sizeof(float)) == 0,
+              "threads %d: training with folded ReLUs gives another model", threads);
+    nnl_dataset_free(&tr);
+    nnl_model_free(a); nnl_model_free(b);
+}
+
 int main(void) {
+    test_bn_relu_fold(1);
+    test_bn_relu_fold(2);
     test_dense_chain(1);
     test_dense_chain(2);
     test_dense_chain(3);

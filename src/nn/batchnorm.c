@@ -11,6 +11,7 @@
 #include "layer.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Below this many floats a parallel region costs more than it saves. */
@@ -98,6 +99,8 @@ static void bn_forward(nnl_layer *L, const nnl_pass *P, const float *x, float *y
             const float *xi = x + (size_t)i * C;
             float *yi = y + (size_t)i * C;
             for (int c = 0; c < C; c++) yi[c] = (xi[c] - mean[c]) * (istd[c] * gamma[c]) + beta[c];
+            if (P->relu)
+                for (int c = 0; c < C; c++) yi[c] = yi[c] > 0.0f ? yi[c] : 0.0f;
         }
         return;
     }
@@ -122,7 +125,13 @@ static void bn_forward(nnl_layer *L, const nnl_pass *P, const float *x, float *y
             const size_t off = ((size_t)i * C + c) * hw;
             const float *xp = x + off;
             float *yp = y + off;
-            for (size_t j = 0; j < hw; j++) yp[j] = (xp[j] - mu) * sc + b;
+            if (P->relu)
+                for (size_t j = 0; j < hw; j++) {
+                    float v = (xp[j] - mu) * sc + b;
+                    yp[j] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (size_t j = 0; j < hw; j++) yp[j] = (xp[j] - mu) * sc + b;
         }
     }
 }
@@ -138,10 +147,25 @@ static void bn_coef(float istd, float gamma, double sdy, double sdyxh, size_t m,
     *c1 = training ? (float)(-(double)*g * istd * sdyxh / (double)m) : 0.0f;
 }
 
-// dy (N,C,H,W) -> dgamma (C) +=, dbeta (C) +=, dx (N,C,H,W) (if dx)
+/* dy where the ReLU's output y is positive, else 0, as bits: GCC does not vectorise
+ * loops with the select written as ?: here. */
+static inline float relu_mask(float dy, float y) {
+    uint32_t bits;
+    memcpy(&bits, &dy, sizeof bits);
+    bits &= -(uint32_t)(y > 0.0f);
+    memcpy(&dy, &bits, sizeof dy);
+    return dy;
+}
+
+/* The gradient reaching the batch-norm's output through a folded ReLU (P->relu). */
+static inline float relu_grad(const nnl_pass *P, const float *y, const float *dy, int c) {
+    return P->relu ? relu_mask(dy[c], y[c]) : dy[c];
+}
+
+// dy (N,C,H,W) -> dgamma (C) +=, dbeta (C) +=, dx (N,C,H,W) (if dx); with P->relu, y and
+// dy are the folded ReLU's output and gradient
 static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const float *y,
                         const float *dy, float *dx) {
-    (void)y;
     const int C = L->in.c, n = P->n;
     const size_t hw = (size_t)L->in.h * L->in.w, m = (size_t)n * hw;
     const float *gamma = P->params + L->w_off;
@@ -151,10 +175,11 @@ static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const f
         double *s1 = (double *)P->work, *s2 = s1 + C;
         for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
         for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C;
+            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C, *yi = y + (size_t)i * C;
             for (int c = 0; c < C; c++) {
-                s1[c] += gi[c];
-                s2[c] += (double)gi[c] * ((double)xi[c] - (double)mean[c]);
+                float gv = relu_grad(P, yi, gi, c);
+                s1[c] += gv;
+                s2[c] += (double)gv * ((double)xi[c] - (double)mean[c]);
             }
         }
         for (int c = 0; c < C; c++) {
@@ -166,9 +191,9 @@ static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const f
         float *kg = (float *)(s2 + C), *k0 = kg + C, *k1 = k0 + C;
         for (int c = 0; c < C; c++) bn_coef(istd[c], gamma[c], s1[c], s2[c], m, P->training, &kg[c], &k0[c], &k1[c]);
         for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C;
+            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C, *yi = y + (size_t)i * C;
             float *di = dx + (size_t)i * C;
-            for (int c = 0; c < C; c++) di[c] = kg[c] * gi[c] + k1[c] * (xi[c] - mean[c]) + k0[c];
+            for (int c = 0; c < C; c++) di[c] = kg[c] * relu_grad(P, yi, gi, c) + k1[c] * (xi[c] - mean[c]) + k0[c];
         }
         return;
     }
@@ -178,7 +203,29 @@ static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const f
         double sdy = 0.0, sdyx = 0.0;
         for (int i = 0; i < n; i++) {
             const size_t off = ((size_t)i * C + c) * hw;
-            const float *xp = x + off, *gp = dy + off;
+            const float *xp = x + off, *gp = dy + off, *yp = y + off;
+            if (P->relu && dx) {
+                /* dx keeps the masked gradient for the second pass, which then reads two
+                 * streams instead of three: measured faster on small planes. */
+                float *dp = dx + off;
+                #pragma omp simd reduction(+ : sdy, sdyx)
+                for (size_t j = 0; j < hw; j++) {
+                    const float gv = relu_mask(gp[j], yp[j]);
+                    dp[j] = gv;
+                    sdy += gv;
+                    sdyx += (double)gv * (double)(xp[j] - mu);
+                }
+                continue;
+            }
+            if (P->relu) {
+                #pragma omp simd reduction(+ : sdy, sdyx)
+                for (size_t j = 0; j < hw; j++) {
+                    const float gv = relu_mask(gp[j], yp[j]);
+                    sdy += gv;
+                    sdyx += (double)gv * (double)(xp[j] - mu);
+                }
+                continue;
+            }
             #pragma omp simd reduction(+ : sdy, sdyx)
             for (size_t j = 0; j < hw; j++) {
                 sdy += gp[j];
@@ -195,7 +242,10 @@ static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const f
             const size_t off = ((size_t)i * C + c) * hw;
             const float *xp = x + off, *gp = dy + off;
             float *dp = dx + off;
-            for (size_t j = 0; j < hw; j++) dp[j] = g * gp[j] + c1 * (xp[j] - mu) + c0;
+            if (P->relu)
+                for (size_t j = 0; j < hw; j++) dp[j] = g * dp[j] + c1 * (xp[j] - mu) + c0;
+            else
+                for (size_t j = 0; j < hw; j++) dp[j] = g * gp[j] + c1 * (xp[j] - mu) + c0;
         }
     }
 }

@@ -55,6 +55,10 @@ typedef struct nnl_layer {
     const float *skip;       /* add: the source activation */
     float *dskip;            /* add: where backward accumulates the source's gradient */
     int index;               /* position in the model */
+    /* Batch-norm then ReLU run as one pass (see nnl_model_prepare): the batch-norm
+     * (relu = 1) writes the ReLU's output and, in backward, takes the ReLU's output
+     * and gradient; the ReLU (folded = 1) is skipped. */
+    int relu, folded;
 } nnl_layer;
 
 typedef struct nnl_pass {
@@ -71,6 +75,9 @@ typedef struct nnl_pass {
     /* 1: a layer that can may WRITE its parameter gradients instead of adding to them
      * (saves zeroing them first); the model zeroes the others' gradients itself. */
     int grad_assign;
+    /* 1: this call is a batch-norm with its ReLU folded in (L->relu): forward writes
+     * relu(bn(x)); backward gets that output as y and its gradient as dy. */
+    int relu;
 } nnl_pass;
 
 typedef struct nnl_layer_ops {

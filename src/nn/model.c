@@ -73,6 +73,23 @@ int nnl_model_init(nnl_model *m, uint64_t seed) {
     return NNL_OK;
 }
 
+/* A ReLU right after a batch-norm is folded into it: each pass over a large activation
+ * costs as much as the arithmetic on it, and this saves one forward and one backward
+ * pass per pair. Not when an add layer reads the batch-norm's own output, which the
+ * fold leaves unwritten. */
+static void mark_folds(nnl_model *m) {
+    int nl = m->nlayers;
+    for (int i = 0; i < nl; i++) m->layers[i].relu = m->layers[i].folded = 0;
+    for (int i = 0; i + 1 < nl; i++) {
+        nnl_layer *L = &m->layers[i], *R = &m->layers[i + 1];
+        if (L->kind != NNL_L_BATCHNORM || R->kind != NNL_L_RELU) continue;
+        int read = 0;
+        for (int j = 0; j < nl; j++) read |= m->layers[j].kind == NNL_L_ADD && m->layers[j].src == i + 1;
+        if (!read) L->relu = R->folded = 1;
+    }
+    m->fold = 1;
+}
+
 int nnl_model_prepare(nnl_model *m, int batch) {
     if (batch < 1) return nnl_fail(NNL_ERR_ARG, "batch size %d must be at least 1", batch);
     /* Workspaces hold per-thread slices, so a new thread count needs new ones. */
@@ -122,6 +139,7 @@ int nnl_model_prepare(nnl_model *m, int batch) {
     m->max_batch = batch;
     m->threads = nnl_threads();
     m->chain = nnl_dense_chain_ok(m);
+    mark_folds(m);
     return NNL_OK;
 nomem:
     free_runtime(m);
@@ -148,8 +166,13 @@ const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training
         nnl_dense_chain_forward(m, n);
         return m->acts[m->nlayers];
     }
-    for (int i = 0; i < m->nlayers; i++)
-        nnl_layer_ops_of(m->layers[i].kind)->forward(&m->layers[i], &P, m->acts[i], m->acts[i + 1]);
+    for (int i = 0; i < m->nlayers; i++) {
+        nnl_layer *L = &m->layers[i];
+        if (m->fold && L->folded) continue;
+        nnl_pass Q = P;
+        Q.relu = m->fold && L->relu;
+        nnl_layer_ops_of(L->kind)->forward(L, &Q, m->acts[i], m->acts[i + (Q.relu ? 2 : 1)]);
+    }
     return m->acts[m->nlayers];
 }
 
@@ -170,10 +193,15 @@ static void backward(nnl_model *m, const float *dlogits, int n, int assign) {
             const float *sg = m->skipgrad[i + 1];
             for (size_t j = 0; j < cnt; j++) dy[j] += sg[j];
         }
+        if (m->fold && L->folded) continue;
         const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
         if (assign && !ops->assigns_grads && L->w_n + L->b_n > 0)
             memset(m->grads + L->w_off, 0, (L->w_n + L->b_n) * sizeof(float)); /* w and b are adjacent */
-        ops->backward(L, &P, m->acts[i], m->acts[i + 1], dy, i > 0 ? m->dacts[i] : NULL);
+        nnl_pass Q = P;
+        Q.relu = m->fold && L->relu;
+        const float *y = m->acts[i + 1];
+        if (Q.relu) { y = m->acts[i + 2]; dy = m->dacts[i + 2]; }
+        ops->backward(L, &Q, m->acts[i], y, dy, i > 0 ? m->dacts[i] : NULL);
     }
 }
 

@@ -33,6 +33,7 @@ struct nnl_model {
     size_t work_n;
     float *logits_buf;       /* for batched inference helpers */
     int chain;               /* 1: dense/ReLU only, run by the dense-chain fast path (tests may clear it) */
+    int fold;                /* 1: batch-norm + ReLU pairs run as one layer (tests may clear it) */
 };
 
 /* Builds the layers from an expanded spec. */

@@ -1,0 +1,101 @@
+/* Where a training step's time goes: forward and backward time of every layer of an
+ * architecture, with GFLOP/s for the layers that multiply.
+ *   bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u]
+ * Steps run as in training (batch statistics, gradients accumulated, ReLUs folded into
+ * the batch-norms before them: those show no time of their own; -u runs them unfolded);
+ * the first step is a warm-up and is not counted. */
+#include "nn/model.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    const char *arch = "cnn";
+    int c = 3, side = 32, batch = 128, threads = 2, steps = 10, unfold = 0, opt;
+    nnl_blas_reexec(argv); /* the SkylakeX kernels, as nnlock itself runs */
+    while ((opt = getopt(argc, argv, "a:c:s:b:t:n:u")) != -1) {
+        switch (opt) {
+        case 'a': arch = optarg; break;
+        case 'c': c = atoi(optarg); break;
+        case 's': side = atoi(optarg); break;
+        case 'b': batch = atoi(optarg); break;
+        case 't': threads = atoi(optarg); break;
+        case 'n': steps = atoi(optarg); break;
+        case 'u': unfold = 1; break;
+        default:
+            fprintf(stderr, "usage: bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u]\n");
+            return 2;
+        }
+    }
+    if (c < 1 || side < 1 || batch < 1 || threads < 1 || steps < 1) {
+        fprintf(stderr, "bench_layers: every number must be at least 1\n");
+        return 2;
+    }
+    nnl_set_threads(threads);
+    nnl_model *m;
+    if (nnl_model_create(&m, arch, c, side, side, 10) || nnl_model_init(m, 1) || nnl_model_prepare(m, batch)) {
+        fprintf(stderr, "bench_layers: %s\n", nnl_errmsg());
+        return 1;
+    }
+    m->chain = 0; /* per-layer timing needs the layer-by-layer path */
+    if (unfold) m->fold = 0;
+    int nl = m->nlayers;
+    double *tf = calloc((size_t)nl, sizeof(double)), *tb = calloc((size_t)nl, sizeof(double));
+    float *dlogits = malloc((size_t)batch * 10 * sizeof(float));
+    nnl_rng r = {7};
+    size_t in = (size_t)batch * nnl_shape_size(m->input);
+    for (size_t i = 0; i < in; i++) m->acts[0][i] = nnl_rng_uniform(&r) * 2.0f - 1.0f;
+    for (int i = 0; i < batch * 10; i++) dlogits[i] = (nnl_rng_uniform(&r) - 0.5f) / (float)batch;
+    nnl_pass P = {0};
+    P.n = batch; P.training = 1; P.params = m->params; P.grads = m->grads; P.state = m->state;
+    P.work = m->work; P.bn_momentum = 0.1f; P.bn_eps = 1e-5f;
+    for (int s = 0; s <= steps; s++) {
+        for (int i = 0; i < nl; i++) {
+            nnl_layer *L = &m->layers[i];
+            if (m->fold && L->folded) continue;
+            P.relu = m->fold && L->relu;
+            double t0 = nnl_now();
+            nnl_layer_ops_of(L->kind)->forward(L, &P, m->acts[i], m->acts[i + (P.relu ? 2 : 1)]);
+            if (s) tf[i] += nnl_now() - t0;
+        }
+        for (int i = 1; i <= nl; i++)
+            if (m->skipgrad[i]) memset(m->skipgrad[i], 0, (size_t)batch * nnl_shape_size(m->layers[i - 1].out) * sizeof(float));
+        memcpy(m->dacts[nl], dlogits, (size_t)batch * 10 * sizeof(float));
+        for (int i = nl - 1; i >= 0; i--) {
+            nnl_layer *L = &m->layers[i];
+            float *dy = m->dacts[i + 1];
+            double t0 = nnl_now();
+            if (m->skipgrad[i + 1]) {
+                size_t cnt = (size_t)batch * nnl_shape_size(L->out);
+                for (size_t j = 0; j < cnt; j++) dy[j] += m->skipgrad[i + 1][j];
+            }
+            if (m->fold && L->folded) { tb[i] += s ? nnl_now() - t0 : 0.0; continue; }
+            P.relu = m->fold && L->relu;
+            const float *y = m->acts[i + 1];
+            if (P.relu) { y = m->acts[i + 2]; dy = m->dacts[i + 2]; }
+            nnl_layer_ops_of(L->kind)->backward(L, &P, m->acts[i], y, dy, i > 0 ? m->dacts[i] : NULL);
+            if (s) tb[i] += nnl_now() - t0;
+        }
+    }
+    double sf = 0, sb = 0;
+    printf("%-4s %-10s %-12s %9s %9s %9s %9s\n", "#", "layer", "output", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
+    for (int i = 0; i < nl; i++) {
+        const nnl_layer *L = &m->layers[i];
+        const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
+        double f = tf[i] / steps * 1e3, b = tb[i] / steps * 1e3, macs = ops->macs(L) * batch;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
+        int mult = L->kind == NNL_L_CONV2D || L->kind == NNL_L_DENSE;
+        printf("%-4d %-10s %-12s %9.3f %9.3f", i, ops->name, shape, f, b);
+        if (mult) printf(" %9.1f %9.1f", 2 * macs / (f * 1e6), (i ? 4 : 2) * macs / (b * 1e6));
+        printf("\n");
+        sf += f; sb += b;
+    }
+    printf("total forward %.3f ms, backward %.3f ms, step %.3f ms = %.1f images/s (layers only)\n", sf, sb,
+           sf + sb, batch / ((sf + sb) * 1e-3));
+    free(tf); free(tb); free(dlogits);
+    nnl_model_free(m);
+    return 0;
+}
