@@ -15,12 +15,14 @@
 #include <string.h>
 
 /* Columns (images x output pixels) one sgemm should see at least, and the most
- * floats a thread's column matrix may take (keeps it near the L2 cache). A 1x1
- * convolution packs only tiny images: unpacked it needs no copy at all. Measured on
- * the CNN preset's shapes: packing 8x8 and smaller maps gains 20-40%. */
+ * floats a thread's column matrix may take (4 MiB: sgemm packs its panels anyway, so
+ * the matrix need not fit a cache). A 1x1 convolution packs only tiny images:
+ * unpacked it needs no copy at all. Measured on the CNN preset's shapes: packing 8x8
+ * and smaller maps gains 20-40%; on resnet9's 512-channel 8x8 and 4x4 layers, a cap
+ * of 1 MiB (1 and 3 images per sgemm) left them 10-15% slower than this one. */
 #define CONV_MIN_COLS 256
 #define CONV_MIN_COLS_DIRECT 64
-#define CONV_MAX_COL_FLOATS (1u << 18)
+#define CONV_MAX_COL_FLOATS (1u << 20)
 
 typedef struct cgeo {
     int c, h, w, oc, k, s, p, oh, ow;
