@@ -211,14 +211,14 @@ static void test_reproducible(void) {
 /* Max pooling follows PyTorch exactly: the first maximum wins a tie, a NaN wins and
  * propagates, and the gradient goes to the winner. Inputs full of ties and some NaNs,
  * on maps narrow, odd and wider than the pooling code's block, against a naive loop. */
-static void test_maxpool_rules(int c, int h, int w, int k, int s) {
+static void test_maxpool_rules(int n, int c, int h, int w, int k, int s) {
     char spec[64];
     snprintf(spec, sizeof spec, "maxpool%ds%d,dense", k, s);
     nnl_model *m = NULL;
     CHECK_MSG(nnl_model_create(&m, spec, c, h, w, 3) == NNL_OK, "%s", nnl_errmsg());
-    if (!m || nnl_model_prepare(m, 2)) return;
+    if (!m || nnl_model_prepare(m, n)) return;
     nnl_layer *L = &m->layers[0];
-    int oh = L->out.h, ow = L->out.w, n = 2;
+    int oh = L->out.h, ow = L->out.w;
     size_t nin = (size_t)n * c * h * w, nout = (size_t)n * c * oh * ow;
     float *x = malloc(nin * 4), *dy = malloc(nout * 4), *y = malloc(nout * 4), *dx = malloc(nin * 4);
     nnl_rng r = {(uint64_t)(h * 1000 + w)};
@@ -254,12 +254,14 @@ static void test_maxpool_rules(int c, int h, int w, int k, int s) {
 }
 
 int main(void) {
-    test_maxpool_rules(3, 8, 8, 2, 2);
-    test_maxpool_rules(2, 6, 10, 2, 2);
-    test_maxpool_rules(1, 7, 9, 2, 2);
-    test_maxpool_rules(1, 4, 1030, 2, 2);   /* rows wider than the 256-output block */
-    test_maxpool_rules(2, 9, 9, 3, 2);
-    test_maxpool_rules(1, 5, 6, 2, 1);
+    test_maxpool_rules(2, 3, 8, 8, 2, 2);
+    test_maxpool_rules(2, 2, 6, 10, 2, 2);
+    test_maxpool_rules(2, 1, 7, 9, 2, 2);
+    test_maxpool_rules(13, 3, 8, 8, 2, 2);  /* blocks of 16 planes, the last one partial */
+    test_maxpool_rules(7, 3, 15, 15, 2, 2); /* odd sides: 5 planes of 49 outputs per block */
+    test_maxpool_rules(2, 1, 4, 1030, 2, 2);   /* rows wider than the 256-output block */
+    test_maxpool_rules(2, 2, 9, 9, 3, 2);
+    test_maxpool_rules(2, 1, 5, 6, 2, 1);
     nnl_set_threads(2);
     test_round_trip("mlp", 1, 8, 8);
     test_round_trip("conv4k3p1,bn,relu,@x,conv4k3p1,add@x,maxpool2,flatten,dense8,relu,dense", 3, 8, 8);

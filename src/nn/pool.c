@@ -48,12 +48,59 @@ static inline void max_take(float v, int32_t i, float *m, int32_t *a) {
     *a = (int32_t)(((uint32_t)i & take) | ((uint32_t)*a & ~take));
 }
 
+/* Compares the four corners of e windows; base holds each window's top-left index. */
+static void max4(int e, int W, const float *c0, const float *c1, const float *c2, const float *c3,
+                 const int32_t *base, float *m, int32_t *a) {
+    for (int j = 0; j < e; j++) {
+        float v = c0[j];
+        int32_t b = base[j];
+        int t = (c1[j] > v) | (c1[j] != c1[j]);
+        v = t ? c1[j] : v; b = t ? base[j] + 1 : b;
+        t = (c2[j] > v) | (c2[j] != c2[j]);
+        v = t ? c2[j] : v; b = t ? base[j] + W : b;
+        t = (c3[j] > v) | (c3[j] != c3[j]);
+        v = t ? c3[j] : v; b = t ? base[j] + W + 1 : b;
+        m[j] = v; a[j] = b;
+    }
+}
+
+/* 2x2, stride 2, on planes of fewer than POOL_BLOCK outputs (8x8 maps and smaller): a
+ * block spans several whole planes, which lie one after the other in x, y and arg.
+ * Block by block per plane cost more than the 16 outputs of an 8x8 map. */
+static void maxpool2_small(const float *x, float *y, int32_t *arg, long planes, int H, int W, int OH, int OW) {
+    const size_t hw = (size_t)H * W, ohw = (size_t)OH * OW;
+    const long group = POOL_BLOCK / (long)ohw, ngroups = (planes + group - 1) / group;
+    #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (planes * (long)hw > POOL_PAR_MIN)
+    for (long gi = 0; gi < ngroups; gi++) {
+        float c0[POOL_BLOCK], c1[POOL_BLOCK], c2[POOL_BLOCK], c3[POOL_BLOCK];
+        int32_t base[POOL_BLOCK];
+        const long p0 = gi * group, p1 = p0 + group < planes ? p0 + group : planes;
+        int e = 0;
+        for (long pl = p0; pl < p1; pl++) {
+            const float *xp = x + (size_t)pl * hw;
+            for (int oy = 0; oy < OH; oy++) {
+                const float *r0 = xp + (size_t)(2 * oy) * W, *r1 = r0 + W;
+                for (int ox = 0; ox < OW; ox++, e++) {
+                    c0[e] = r0[2 * ox]; c1[e] = r0[2 * ox + 1];
+                    c2[e] = r1[2 * ox]; c3[e] = r1[2 * ox + 1];
+                    base[e] = 2 * oy * W + 2 * ox;
+                }
+            }
+        }
+        max4(e, W, c0, c1, c2, c3, base, y + (size_t)p0 * ohw, arg + (size_t)p0 * ohw);
+    }
+}
+
 // x (N,C,H,W) -> y (N,C,H',W'); save: arg-max per output (int32, index in the H*W plane)
 static void maxpool_forward(nnl_layer *L, const nnl_pass *P, const float *x, float *y) {
     const int k = L->k, s = L->stride, H = L->in.h, W = L->in.w, OH = L->out.h, OW = L->out.w;
     const size_t hw = (size_t)H * W, ohw = (size_t)OH * OW;
     const long planes = (long)P->n * L->in.c;
     int32_t *arg = (int32_t *)L->save;
+    if (k == 2 && s == 2 && ohw < POOL_BLOCK) {
+        maxpool2_small(x, y, arg, planes, H, W, OH, OW);
+        return;
+    }
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (planes * (long)hw > POOL_PAR_MIN)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x + (size_t)pl * hw;
@@ -78,17 +125,7 @@ static void maxpool_forward(nnl_layer *L, const nnl_pass *P, const float *x, flo
                             base[e] = 2 * oy * W + 2 * ox;
                         }
                     }
-                    for (int j = 0; j < e; j++) {
-                        float v = c0[j];
-                        int32_t b = base[j];
-                        int t = (c1[j] > v) | (c1[j] != c1[j]);
-                        v = t ? c1[j] : v; b = t ? base[j] + 1 : b;
-                        t = (c2[j] > v) | (c2[j] != c2[j]);
-                        v = t ? c2[j] : v; b = t ? base[j] + W : b;
-                        t = (c3[j] > v) | (c3[j] != c3[j]);
-                        v = t ? c3[j] : v; b = t ? base[j] + W + 1 : b;
-                        m[j] = v; a[j] = b;
-                    }
+                    max4(e, W, c0, c1, c2, c3, base, m, a);
                     e = 0;
                     for (int oy = oy0; oy < oy1; oy++)
                         for (int ox = ox0; ox < ox1; ox++, e++) {
