@@ -25,7 +25,8 @@ static void usage(FILE *out) {
         "      --baseline FILE the unlocked model trained with the same settings, for comparison\n"
         "      --remap F       fraction of test images the remapping attacker knows (default 0.01)\n"
         "      --out DIR       write figures: certificate, clean/stamped examples, training curves\n"
-        "  -b, --batch N       batch size (default 500)\n"
+        "  -b, --batch N       batch size (default 500; less for large networks, to keep\n"
+        "                      activations near 512 MB)\n"
         "  -t, --threads N     threads (default 0: all cores)\n"
         "      --json          print the result as JSON on stdout\n"
         CLI_WEIGHTS_USAGE

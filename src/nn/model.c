@@ -340,8 +340,22 @@ const char *nnl_model_meta_key(const nnl_model *m, int i) {
 
 /* Inference reuses the buffers of training when there are any; otherwise it sizes them
  * for at most 256 images, never more than it needs. */
+int nnl_model_batch_within(const nnl_model *m, int want) {
+    /* A batch holds every activation and its gradient: for resnet9 about 10 MB per image,
+     * so an evaluation batch of 500 took 5 GB. Keep a fresh workspace near 512 MB; a
+     * model already prepared for a larger batch keeps its own. */
+    size_t per = nnl_shape_size(m->input);
+    for (int i = 0; i < m->nlayers; i++) per += 2 * nnl_shape_size(m->layers[i].out);
+    per *= sizeof(float);
+    long cap = (long)((512u << 20) / (per ? per : 1));
+    if (cap < 1) cap = 1;
+    if (want > cap) want = (int)cap;
+    if (m->max_batch > want) want = m->max_batch;
+    return want < 1 ? 1 : want;
+}
+
 static int prepare_inference(nnl_model *m, int64_t n, int *bs) {
-    *bs = m->max_batch > 0 ? m->max_batch : (n < 256 ? (int)(n > 0 ? n : 1) : 256);
+    *bs = nnl_model_batch_within(m, n < 256 ? (int)(n > 0 ? n : 1) : 256);
     return nnl_model_prepare(m, *bs);
 }
 

@@ -40,6 +40,9 @@ struct nnl_model {
 int nnl_model_build(nnl_model *m, const char *spec);
 /* Expands a preset name ("mlp", "cnn") to a spec; returns arch itself if not a preset. */
 const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *buf, size_t size);
+/* The batch to run `want` images at: at most about 512 MB of activations and their
+ * gradients, or the batch the model is already prepared for if that is larger. */
+int nnl_model_batch_within(const nnl_model *m, int want);
 /* Allocates activations, gradients and workspaces for batches up to `batch` (once). */
 int nnl_model_prepare(nnl_model *m, int batch);
 /* Forward pass; x has n samples of m->input. Returns the logits (n x nclass), owned by m. */

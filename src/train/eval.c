@@ -10,7 +10,7 @@ int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, in
     int st = nnl_check_data(m, ds, "evaluation");
     if (st) return st;
     if (batch < 1) batch = 256;
-    if (m->max_batch > batch) batch = m->max_batch;
+    batch = nnl_model_batch_within(m, batch);
     if ((st = nnl_model_prepare(m, batch))) return st;
     int k = m->nclass;
     nnl_batcher b;
