@@ -9,7 +9,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 int main(int argc, char **argv) {
     const char *arch = "cnn";
@@ -48,34 +47,17 @@ int main(int argc, char **argv) {
     size_t in = (size_t)batch * nnl_shape_size(m->input);
     for (size_t i = 0; i < in; i++) m->acts[0][i] = nnl_rng_uniform(&r) * 2.0f - 1.0f;
     for (int i = 0; i < batch * 10; i++) dlogits[i] = (nnl_rng_uniform(&r) - 0.5f) / (float)batch;
-    nnl_pass P = {0};
-    P.n = batch; P.training = 1; P.params = m->params; P.grads = m->grads; P.state = m->state;
-    P.work = m->work; P.bn_momentum = 0.1f; P.bn_eps = 1e-5f;
+    nnl_pass P = nnl_model_pass(m, batch, 1, 1, 0, 0.1f);
     for (int s = 0; s <= steps; s++) {
         for (int i = 0; i < nl; i++) {
-            nnl_layer *L = &m->layers[i];
-            if (m->fold && L->folded) continue;
-            P.relu = m->fold && L->relu;
             double t0 = nnl_now();
-            nnl_layer_ops_of(L->kind)->forward(L, &P, m->acts[i], m->acts[i + (P.relu ? 2 : 1)]);
+            nnl_model_layer_forward(m, &P, i);
             if (s) tf[i] += nnl_now() - t0;
         }
-        for (int i = 1; i <= nl; i++)
-            if (m->skipgrad[i]) memset(m->skipgrad[i], 0, (size_t)batch * nnl_shape_size(m->layers[i - 1].out) * sizeof(float));
-        memcpy(m->dacts[nl], dlogits, (size_t)batch * 10 * sizeof(float));
+        nnl_model_backward_begin(m, dlogits, batch);
         for (int i = nl - 1; i >= 0; i--) {
-            nnl_layer *L = &m->layers[i];
-            float *dy = m->dacts[i + 1];
             double t0 = nnl_now();
-            if (m->skipgrad[i + 1]) {
-                size_t cnt = (size_t)batch * nnl_shape_size(L->out);
-                for (size_t j = 0; j < cnt; j++) dy[j] += m->skipgrad[i + 1][j];
-            }
-            if (m->fold && L->folded) { tb[i] += s ? nnl_now() - t0 : 0.0; continue; }
-            P.relu = m->fold && L->relu;
-            const float *y = m->acts[i + 1];
-            if (P.relu) { y = m->acts[i + 2]; dy = m->dacts[i + 2]; }
-            nnl_layer_ops_of(L->kind)->backward(L, &P, m->acts[i], y, dy, i > 0 ? m->dacts[i] : NULL);
+            nnl_model_layer_backward(m, &P, i);
             if (s) tb[i] += nnl_now() - t0;
         }
     }

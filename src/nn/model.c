@@ -146,7 +146,7 @@ nomem:
     return nnl_fail(NNL_ERR_NOMEM, "out of memory for batch size %d", batch);
 }
 
-static nnl_pass make_pass(nnl_model *m, int n, int training, uint64_t seed, uint64_t step, float bn_momentum) {
+nnl_pass nnl_model_pass(nnl_model *m, int n, int training, uint64_t seed, uint64_t step, float bn_momentum) {
     nnl_pass P = {0};
     P.n = n; P.training = training;
     P.params = m->params; P.grads = m->grads; P.state = m->state;
@@ -158,7 +158,7 @@ static nnl_pass make_pass(nnl_model *m, int n, int training, uint64_t seed, uint
 const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training, uint64_t seed,
                                uint64_t step, float bn_momentum) {
     if (x != m->acts[0]) memcpy(m->acts[0], x, (size_t)n * nnl_shape_size(m->input) * sizeof(float));
-    nnl_pass P = make_pass(m, n, training, seed, step, bn_momentum);
+    nnl_pass P = nnl_model_pass(m, n, training, seed, step, bn_momentum);
     m->last_training = training;
     m->last_seed = seed;
     m->last_step = step;
@@ -166,43 +166,50 @@ const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training
         nnl_dense_chain_forward(m, n);
         return m->acts[m->nlayers];
     }
-    for (int i = 0; i < m->nlayers; i++) {
-        nnl_layer *L = &m->layers[i];
-        if (m->fold && L->folded) continue;
-        nnl_pass Q = P;
-        Q.relu = m->fold && L->relu;
-        nnl_layer_ops_of(L->kind)->forward(L, &Q, m->acts[i], m->acts[i + (Q.relu ? 2 : 1)]);
-    }
+    for (int i = 0; i < m->nlayers; i++) nnl_model_layer_forward(m, &P, i);
     return m->acts[m->nlayers];
 }
 
 void nnl_model_zero_grad(nnl_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
 
-static void backward(nnl_model *m, const float *dlogits, int n, int assign) {
-    int nl = m->nlayers;
-    nnl_pass P = make_pass(m, n, m->last_training, m->last_seed, m->last_step, 0.0f);
-    P.grad_assign = assign;
-    for (int i = 1; i <= nl; i++)
+void nnl_model_layer_forward(nnl_model *m, const nnl_pass *P, int i) {
+    nnl_layer *L = &m->layers[i];
+    if (m->fold && L->folded) return;
+    nnl_pass Q = *P;
+    Q.relu = m->fold && L->relu;
+    nnl_layer_ops_of(L->kind)->forward(L, &Q, m->acts[i], m->acts[i + (Q.relu ? 2 : 1)]);
+}
+
+void nnl_model_backward_begin(nnl_model *m, const float *dlogits, int n) {
+    for (int i = 1; i <= m->nlayers; i++)
         if (m->skipgrad[i]) memset(m->skipgrad[i], 0, (size_t)n * nnl_shape_size(m->layers[i - 1].out) * sizeof(float));
-    memcpy(m->dacts[nl], dlogits, (size_t)n * m->nclass * sizeof(float));
-    for (int i = nl - 1; i >= 0; i--) {
-        nnl_layer *L = &m->layers[i];
-        float *dy = m->dacts[i + 1];
-        if (m->skipgrad[i + 1]) {
-            size_t cnt = (size_t)n * nnl_shape_size(L->out);
-            const float *sg = m->skipgrad[i + 1];
-            for (size_t j = 0; j < cnt; j++) dy[j] += sg[j];
-        }
-        if (m->fold && L->folded) continue;
-        const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
-        if (assign && !ops->assigns_grads && L->w_n + L->b_n > 0)
-            memset(m->grads + L->w_off, 0, (L->w_n + L->b_n) * sizeof(float)); /* w and b are adjacent */
-        nnl_pass Q = P;
-        Q.relu = m->fold && L->relu;
-        const float *y = m->acts[i + 1];
-        if (Q.relu) { y = m->acts[i + 2]; dy = m->dacts[i + 2]; }
-        ops->backward(L, &Q, m->acts[i], y, dy, i > 0 ? m->dacts[i] : NULL);
+    memcpy(m->dacts[m->nlayers], dlogits, (size_t)n * m->nclass * sizeof(float));
+}
+
+void nnl_model_layer_backward(nnl_model *m, const nnl_pass *P, int i) {
+    nnl_layer *L = &m->layers[i];
+    float *dy = m->dacts[i + 1];
+    if (m->skipgrad[i + 1]) {
+        size_t cnt = (size_t)P->n * nnl_shape_size(L->out);
+        const float *sg = m->skipgrad[i + 1];
+        for (size_t j = 0; j < cnt; j++) dy[j] += sg[j];
     }
+    if (m->fold && L->folded) return;
+    const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
+    if (P->grad_assign && !ops->assigns_grads && L->w_n + L->b_n > 0)
+        memset(m->grads + L->w_off, 0, (L->w_n + L->b_n) * sizeof(float)); /* w and b are adjacent */
+    nnl_pass Q = *P;
+    Q.relu = m->fold && L->relu;
+    const float *y = m->acts[i + 1];
+    if (Q.relu) { y = m->acts[i + 2]; dy = m->dacts[i + 2]; }
+    ops->backward(L, &Q, m->acts[i], y, dy, i > 0 ? m->dacts[i] : NULL);
+}
+
+static void backward(nnl_model *m, const float *dlogits, int n, int assign) {
+    nnl_pass P = nnl_model_pass(m, n, m->last_training, m->last_seed, m->last_step, 0.0f);
+    P.grad_assign = assign;
+    nnl_model_backward_begin(m, dlogits, n);
+    for (int i = m->nlayers - 1; i >= 0; i--) nnl_model_layer_backward(m, &P, i);
 }
 
 void nnl_model_backward(nnl_model *m, const float *dlogits, int n) { backward(m, dlogits, n, 0); }
@@ -338,8 +345,6 @@ const char *nnl_model_meta_key(const nnl_model *m, int i) {
     return i >= 0 && i < m->nmeta ? m->meta_keys[i] : NULL;
 }
 
-/* Inference reuses the buffers of training when there are any; otherwise it sizes them
- * for at most 256 images, never more than it needs. */
 int nnl_model_batch_within(const nnl_model *m, int want) {
     /* A batch holds every activation and its gradient: for resnet9 about 10 MB per image,
      * so an evaluation batch of 500 took 5 GB. Keep a fresh workspace near 512 MB; a
@@ -354,6 +359,8 @@ int nnl_model_batch_within(const nnl_model *m, int want) {
     return want < 1 ? 1 : want;
 }
 
+/* Inference reuses the buffers of training when there are any; otherwise it sizes them
+ * for at most 256 images, never more than it needs nor than nnl_model_batch_within allows. */
 static int prepare_inference(nnl_model *m, int64_t n, int *bs) {
     *bs = nnl_model_batch_within(m, n < 256 ? (int)(n > 0 ? n : 1) : 256);
     return nnl_model_prepare(m, *bs);

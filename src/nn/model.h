@@ -48,6 +48,15 @@ int nnl_model_prepare(nnl_model *m, int batch);
 /* Forward pass; x has n samples of m->input. Returns the logits (n x nclass), owned by m. */
 const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training,
                                uint64_t seed, uint64_t step, float bn_momentum);
+/* The pass settings nnl_model_forward gives its layers. */
+nnl_pass nnl_model_pass(nnl_model *m, int n, int training, uint64_t seed, uint64_t step, float bn_momentum);
+/* The steps of the layer-by-layer passes, one layer at a time (bench_layers times them).
+ * Forward: acts[i] -> acts[i + 1]; a folded ReLU is done by its batch-norm.
+ * Backward: begin() zeroes the skip gradients and sets the logits' gradient; then
+ * layer_backward() from the last layer down, honouring P->grad_assign. */
+void nnl_model_layer_forward(nnl_model *m, const nnl_pass *P, int i);
+void nnl_model_backward_begin(nnl_model *m, const float *dlogits, int n);
+void nnl_model_layer_backward(nnl_model *m, const nnl_pass *P, int i);
 /* Backward pass after a training forward of the same batch: ACCUMULATES into m->grads. */
 void nnl_model_backward(nnl_model *m, const float *dlogits, int n);
 /* Backward pass that SETS m->grads to this batch's gradients (no zeroing needed first). */
