@@ -117,6 +117,10 @@ static void test_bad_options(void) {
 }
 
 /* The fresh backward (gradients written) equals zeroing + the accumulating backward. */
+static void normals(nnl_rng *r, float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = nnl_rng_normal(r);
+}
+
 static void test_backward_fresh(void) {
     nnl_model *m = NULL;
     CHECK(nnl_model_create(&m, "conv4k3p1,bn,relu,maxpool2,dense16,relu,dropout0.3,dense", 2, 8, 8, 3) == NNL_OK);
@@ -124,8 +128,8 @@ static void test_backward_fresh(void) {
     nnl_model_init(m, 2);
     float x[8 * 2 * 8 * 8], dl[8 * 3];
     nnl_rng r = {5};
-    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = nnl_rng_normal(&r);
-    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) dl[i] = nnl_rng_normal(&r);
+    normals(&r, x, sizeof x / sizeof *x);
+    normals(&r, dl, sizeof dl / sizeof *dl);
     float *g1 = malloc(m->nparams * sizeof(float));
     for (size_t i = 0; i < m->nparams; i++) m->grads[i] = 1e30f; /* stale values must not leak in */
     nnl_model_forward(m, x, 8, 1, 9, 3, 0.1f);
@@ -151,22 +155,30 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return worst;
 }
 
+/* Two models of one spec on 2x6x5 inputs with 7 classes, prepared for batches of n: one
+ * for the fast path under test, one to turn it off in. 0 (checks failed) if either fails. */
+static int twins(const char *spec, int n, nnl_model **a, nnl_model **b) {
+    *a = *b = NULL;
+    CHECK(nnl_model_create(a, spec, 2, 6, 5, 7) == NNL_OK && nnl_model_create(b, spec, 2, 6, 5, 7) == NNL_OK);
+    if (!*a || !*b) { nnl_model_free(*a); nnl_model_free(*b); return 0; }
+    CHECK(nnl_model_prepare(*a, n) == NNL_OK && nnl_model_prepare(*b, n) == NNL_OK);
+    return 1;
+}
+
 /* Dense/ReLU networks take the dense-chain fast path; it must compute what the layers do
  * one by one: the forward pass, the gradients, and whole training runs with each optimizer. */
 static void test_dense_chain(int threads) {
     nnl_set_threads(threads);
     const char *spec = "dense40,relu,dense24,dense17,relu,dense";
-    nnl_model *a = NULL, *b = NULL;
-    CHECK(nnl_model_create(&a, spec, 2, 6, 5, 7) == NNL_OK && nnl_model_create(&b, spec, 2, 6, 5, 7) == NNL_OK);
-    if (!a || !b) return;
-    CHECK(nnl_model_prepare(a, 19) == NNL_OK && nnl_model_prepare(b, 19) == NNL_OK);
+    nnl_model *a, *b;
+    if (!twins(spec, 19, &a, &b)) return;
     CHECK_MSG(a->chain == 1, "a dense/ReLU network does not take the fast path");
     b->chain = 0;
     nnl_model_init(a, 4); nnl_model_init(b, 4);
     float x[19 * 60], dl[19 * 7];
     nnl_rng r = {11};
-    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = nnl_rng_normal(&r);
-    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) dl[i] = nnl_rng_normal(&r);
+    normals(&r, x, sizeof x / sizeof *x);
+    normals(&r, dl, sizeof dl / sizeof *dl);
     const float *za = nnl_model_forward(a, x, 19, 1, 1, 0, 0.1f), *zb = nnl_model_forward(b, x, 19, 1, 1, 0, 0.1f);
     double e = max_rel(za, zb, 19 * 7);
     CHECK_MSG(e < 1e-5, "threads %d: fast forward differs from the layers' by %g", threads, e);
@@ -202,10 +214,8 @@ static void test_bn_relu_fold(int threads) {
     nnl_set_threads(threads);
     const char *spec = "conv4k3p1,bn,relu,@r,conv4k3p1,bn,relu,add@r,conv3k3p1,bn,@s,relu,add@s,"
                        "flatten,dense8,bn,relu,dense";
-    nnl_model *a = NULL, *b = NULL;
-    CHECK(nnl_model_create(&a, spec, 2, 6, 5, 7) == NNL_OK && nnl_model_create(&b, spec, 2, 6, 5, 7) == NNL_OK);
-    if (!a || !b) return;
-    CHECK(nnl_model_prepare(a, 9) == NNL_OK && nnl_model_prepare(b, 9) == NNL_OK);
+    nnl_model *a, *b;
+    if (!twins(spec, 9, &a, &b)) return;
     int folded = 0;
     for (int i = 0; i < a->nlayers; i++) folded += a->layers[i].folded;
     CHECK_MSG(a->fold == 1 && folded == 3, "%d ReLUs folded into batch-norms, want 3", folded);
@@ -214,8 +224,8 @@ static void test_bn_relu_fold(int threads) {
     nnl_model_init(a, 4); nnl_model_init(b, 4);
     float x[9 * 60], dl[9 * 7];
     nnl_rng r = {12};
-    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = nnl_rng_normal(&r);
-    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) dl[i] = nnl_rng_normal(&r);
+    normals(&r, x, sizeof x / sizeof *x);
+    normals(&r, dl, sizeof dl / sizeof *dl);
     for (int training = 0; training < 2; training++) {
         const float *za = nnl_model_forward(a, x, 9, training, 1, 0, 0.1f);
         const float *zb = nnl_model_forward(b, x, 9, training, 1, 0, 0.1f);
