@@ -19,7 +19,7 @@
 /* The forward pass sums each channel in float vector lanes over runs of at most this
  * many values, and the runs' sums add up in double: float lanes do twice the work per
  * instruction of double ones, and short runs keep the float rounding small. Measured
- * on the cnn's batch-norms: forward 15% faster. Backward keeps double lanes: there
+ * on the cnn's 32x32 and 16x16 batch-norms: forward about 10% faster. Backward keeps double lanes: there
  * float runs measured slower. */
 #define BN_CHUNK 1024
 
