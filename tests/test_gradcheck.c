@@ -426,8 +426,8 @@ static void check_conv_reference(void) {
         {7, 4, 5, 5, 3, 3, 1, 1},      {3, 2, 11, 13, 4, 5, 2, 2}, {4, 3, 10, 10, 5, 2, 2, 0},
         {2, 3, 32, 32, 8, 3, 1, 1},    {9, 6, 3, 3, 4, 3, 3, 2},   {2, 3, 1, 5, 4, 3, 1, 1},
         {2, 3, 6, 1, 4, 3, 1, 1},      {3, 2, 2, 2, 3, 5, 1, 2},   {2, 2, 1, 1, 3, 5, 1, 2},
-        /* same-size maps whose rows do not divide 16 floats (vector masks of period 7,
-         * 5 and 17) or span two vectors */
+        /* same-size maps whose rows do not divide 16 floats: AVX-512 column masks of
+         * period 7, 5, 17 and 33 vectors */
         {2, 3, 28, 28, 4, 3, 1, 1},    {2, 2, 9, 20, 3, 5, 1, 2},  {3, 2, 17, 17, 3, 3, 1, 1},
         {2, 2, 32, 33, 3, 7, 1, 3},
     };

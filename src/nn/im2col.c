@@ -53,16 +53,15 @@ static void span(const cgeo *g, const taps *t, long *d0, long *d1) {
 #define VTAP_MAX_PERIOD 64
 #define VTAP_MAX_K 16
 
-/* Period of the column pattern, or 0 when the table would not fit (portable path). */
-static int vtap_period(const cgeo *g) {
+/* Fills masks[kj * per + v], the lanes of vector v (mod per) whose column is valid for
+ * tap column kj, and returns the period per; 0 when the convolution is not same-size
+ * or the table would not fit (the portable path then runs). */
+static int vtap_table(const cgeo *g, uint16_t *masks) {
+    if (!same_size(g) || g->k > VTAP_MAX_K) return 0;
     int a = g->ow, b = 16;
     while (b) { int r = a % b; a = b; b = r; }
-    int per = g->ow / a;
-    return g->k <= VTAP_MAX_K && per <= VTAP_MAX_PERIOD ? per : 0;
-}
-
-/* masks[kj * per + v]: the lanes of vector v (mod per) whose column is valid for kj. */
-static void vtap_masks(const cgeo *g, int per, uint16_t *masks) {
+    const int per = g->ow / a;
+    if (per > VTAP_MAX_PERIOD) return 0;
     for (int kj = 0; kj < g->k; kj++) {
         const taps t = taps_of(g, 0, kj);
         for (int v = 0; v < per; v++) {
@@ -74,7 +73,11 @@ static void vtap_masks(const cgeo *g, int per, uint16_t *masks) {
             masks[kj * per + v] = (uint16_t)bits;
         }
     }
+    return per;
 }
+
+/* The column-table index after v. */
+static inline long next_v(long v, int per) { return v + 1 == per ? 0 : v + 1; }
 
 /* Lanes l of the vector at d with lo <= d + l < hi. */
 static inline __mmask16 lanes_in(long d, long lo, long hi) {
@@ -88,9 +91,8 @@ static const float *shifted(const float *p, long shift) {
     return (const float *)((uintptr_t)p + (uintptr_t)(intptr_t)(shift * (long)sizeof(float)));
 }
 
-/* Vectors [d, e) of a tap (d, e multiples of 16, v the column-table index of d) cut
- * into those that straddle [d0, d1) and need the span test per lane, and the run
- * wholly inside, which needs only the column table. */
+/* The vectors [a, b) that lie wholly inside the span [d0, d1): they need only the
+ * column table, while the few that straddle its ends also need the span test per lane. */
 typedef struct vrange { long a, b; } vrange;
 
 static vrange inner(long d0, long d1) {
@@ -107,17 +109,17 @@ static void im2col_tap_avx512(const cgeo *g, const taps *t, const uint16_t *cm, 
     span(g, t, &d0, &d1);
     const long ohw = (long)g->ohw;
     const vrange in = inner(d0, d1);
-    const size_t rs = g->ckk / (size_t)g->c * ld;
+    const size_t rs = (size_t)g->k * g->k * ld;
     for (int c = 0; c < g->c; c++) {
         const float *src = shifted(x + (size_t)c * g->hw, t->shift);
         float *row = col + (size_t)c * rs;
         long d = 0, v = 0;
-        for (; d < in.a; d += 16, v = v + 1 == per ? 0 : v + 1)
+        for (; d < in.a; d += 16, v = next_v(v, per))
             _mm512_mask_storeu_ps(row + d, lanes_in(d, 0, ohw),
                                   _mm512_maskz_loadu_ps(cm[v] & lanes_in(d, d0, d1), shifted(src, d)));
-        for (; d < in.b; d += 16, v = v + 1 == per ? 0 : v + 1)
+        for (; d < in.b; d += 16, v = next_v(v, per))
             _mm512_storeu_ps(row + d, _mm512_maskz_loadu_ps(cm[v], shifted(src, d)));
-        for (; d < ohw; d += 16, v = v + 1 == per ? 0 : v + 1)
+        for (; d < ohw; d += 16, v = next_v(v, per))
             _mm512_mask_storeu_ps(row + d, lanes_in(d, 0, ohw),
                                   _mm512_maskz_loadu_ps(cm[v] & lanes_in(d, d0, d1), shifted(src, d)));
     }
@@ -133,16 +135,16 @@ static void col2im_tap_avx512(const cgeo *g, const taps *t, const uint16_t *cm, 
     long d0, d1;
     span(g, t, &d0, &d1);
     const vrange in = inner(d0, d1);
-    const size_t rs = g->ckk / (size_t)g->c * ld;
+    const size_t rs = (size_t)g->k * g->k * ld;
     for (int c = 0; c < g->c; c++) {
         float *dst = (float *)shifted(dx + (size_t)c * g->hw, t->shift);
         const float *row = col + (size_t)c * rs;
         long d = d0 / 16 * 16, v = (d0 / 16) % per;
-        for (; d < in.a && d < d1; d += 16, v = v + 1 == per ? 0 : v + 1)
+        for (; d < in.a && d < d1; d += 16, v = next_v(v, per))
             add_masked((float *)shifted(dst, d), row + d, cm[v] & lanes_in(d, d0, d1));
-        for (; d < in.b; d += 16, v = v + 1 == per ? 0 : v + 1)
+        for (; d < in.b; d += 16, v = next_v(v, per))
             add_masked((float *)shifted(dst, d), row + d, cm[v]);
-        for (; d < d1; d += 16, v = v + 1 == per ? 0 : v + 1)
+        for (; d < d1; d += 16, v = next_v(v, per))
             add_masked((float *)shifted(dst, d), row + d, cm[v] & lanes_in(d, d0, d1));
     }
 }
@@ -154,8 +156,7 @@ void nnl_im2col(const cgeo *g, const float *restrict x, float *restrict col, siz
     const long ohw = (long)g->ohw;
 #ifdef __AVX512F__
     uint16_t cm[VTAP_MAX_K * VTAP_MAX_PERIOD];
-    const int per = same_size(g) ? vtap_period(g) : 0;
-    if (per) vtap_masks(g, per, cm);
+    const int per = vtap_table(g, cm);
 #endif
     for (int ki = 0; ki < k; ki++)
         for (int kj = 0; kj < k; kj++) {
@@ -210,8 +211,7 @@ void nnl_col2im(const cgeo *g, float *restrict dcol, size_t ld, float *restrict 
             memcpy(dx + (size_t)c * g->hw, dcol + ((size_t)(c * k + g->p) * k + g->p) * ld, g->hw * sizeof(float));
 #ifdef __AVX512F__
     uint16_t cm[VTAP_MAX_K * VTAP_MAX_PERIOD];
-    const int per = centre ? vtap_period(g) : 0;
-    if (per) vtap_masks(g, per, cm);
+    const int per = vtap_table(g, cm);
 #endif
     for (int ki = 0; ki < k; ki++)
         for (int kj = 0; kj < k; kj++) {
