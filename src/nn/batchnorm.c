@@ -118,7 +118,7 @@ static void bn_forward(nnl_layer *L, const nnl_pass *P, const float *x, float *y
         for (int i = 0; i < n; i++) {
             const float *xi = x + (size_t)i * C;
             float *yi = y + (size_t)i * C;
-            for (int c = 0; c < C; c++) yi[c] = (xi[c] - mean[c]) * (istd[c] * gamma[c]) + beta[c];
+            for (int c = 0; c < C; c++) yi[c] = bn_out(xi[c], mean[c], istd[c] * gamma[c], beta[c]);
             if (P->relu)
                 for (int c = 0; c < C; c++) yi[c] = yi[c] > 0.0f ? yi[c] : 0.0f;
         }
@@ -175,7 +175,7 @@ static void bn_coef(float istd, float gamma, double sdy, double sdyxh, size_t m,
     *c1 = training ? (float)(-(double)*g * istd * sdyxh / (double)m) : 0.0f;
 }
 
-/* dy where the ReLU's output y is positive, else 0, as bits: GCC does not vectorise
+/* dy where the ReLU's input y is positive, else 0, as bits: GCC does not vectorise
  * loops with the select written as ?: here. */
 static inline float relu_mask(float dy, float y) {
     uint32_t bits;
@@ -185,27 +185,29 @@ static inline float relu_mask(float dy, float y) {
     return dy;
 }
 
-/* The gradient reaching the batch-norm's output through a folded ReLU (P->relu). */
-static inline float relu_grad(const nnl_pass *P, const float *y, const float *dy, int c) {
-    return P->relu ? relu_mask(dy[c], y[c]) : dy[c];
+/* The gradient reaching the batch-norm's output: through a folded ReLU (P->relu), dy
+ * where the output bn_out(x, ...) was positive. */
+static inline float out_grad(const nnl_pass *P, float dy, float x, float mu, float sc, float b) {
+    return P->relu ? relu_mask(dy, bn_out(x, mu, sc, b)) : dy;
 }
 
-// dy (N,C,H,W) -> dgamma (C) +=, dbeta (C) +=, dx (N,C,H,W) (if dx); with P->relu, y and
-// dy are the folded ReLU's output and gradient
+// dy (N,C,H,W) -> dgamma (C) +=, dbeta (C) +=, dx (N,C,H,W) (if dx); with P->relu, dy is
+// the folded ReLU's gradient
 static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const float *y,
                         const float *dy, float *dx) {
+    (void)y;
     const int C = L->in.c, n = P->n;
     const size_t hw = (size_t)L->in.h * L->in.w, m = (size_t)n * hw;
-    const float *gamma = P->params + L->w_off;
+    const float *gamma = P->params + L->w_off, *beta = P->params + L->b_off;
     float *dgamma = P->grads + L->w_off, *dbeta = P->grads + L->b_off;
     const float *mean = L->save, *istd = L->save + C;
     if (hw == 1) {
         double *s1 = (double *)P->work, *s2 = s1 + C;
         for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
         for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C, *yi = y + (size_t)i * C;
+            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C;
             for (int c = 0; c < C; c++) {
-                float gv = relu_grad(P, yi, gi, c);
+                float gv = out_grad(P, gi[c], xi[c], mean[c], istd[c] * gamma[c], beta[c]);
                 s1[c] += gv;
                 s2[c] += (double)gv * ((double)xi[c] - (double)mean[c]);
             }
@@ -219,15 +221,17 @@ static void bn_backward(nnl_layer *L, const nnl_pass *P, const float *x, const f
         float *kg = (float *)(s2 + C), *k0 = kg + C, *k1 = k0 + C;
         for (int c = 0; c < C; c++) bn_coef(istd[c], gamma[c], s1[c], s2[c], m, P->training, &kg[c], &k0[c], &k1[c]);
         for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C, *yi = y + (size_t)i * C;
+            const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C;
             float *di = dx + (size_t)i * C;
-            for (int c = 0; c < C; c++) di[c] = kg[c] * relu_grad(P, yi, gi, c) + k1[c] * (xi[c] - mean[c]) + k0[c];
+            for (int c = 0; c < C; c++)
+                di[c] = kg[c] * out_grad(P, gi[c], xi[c], mean[c], istd[c] * gamma[c], beta[c]) +
+                        k1[c] * (xi[c] - mean[c]) + k0[c];
         }
         return;
     }
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (m * C > BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
-        const float mu = mean[c], sc = istd[c] * gamma[c], b = P->params[L->b_off + c];
+        const float mu = mean[c], sc = istd[c] * gamma[c], b = beta[c];
         double sdy = 0.0, sdyx = 0.0;
         for (int i = 0; i < n; i++) {
             const size_t off = ((size_t)i * C + c) * hw;
