@@ -155,13 +155,15 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return worst;
 }
 
-/* Two models of one spec on 2x6x5 inputs with 7 classes, prepared for batches of n: one
- * for the fast path under test, one to turn it off in. 0 (checks failed) if either fails. */
+/* Two models of one spec on 2x6x5 inputs with 7 classes, prepared for batches of n and
+ * given the same weights: one for the fast path under test, one to turn it off in.
+ * 0 (checks failed) if either fails. */
 static int twins(const char *spec, int n, nnl_model **a, nnl_model **b) {
     *a = *b = NULL;
     CHECK(nnl_model_create(a, spec, 2, 6, 5, 7) == NNL_OK && nnl_model_create(b, spec, 2, 6, 5, 7) == NNL_OK);
     if (!*a || !*b) { nnl_model_free(*a); nnl_model_free(*b); return 0; }
     CHECK(nnl_model_prepare(*a, n) == NNL_OK && nnl_model_prepare(*b, n) == NNL_OK);
+    nnl_model_init(*a, 4); nnl_model_init(*b, 4);
     return 1;
 }
 
@@ -174,7 +176,6 @@ static void test_dense_chain(int threads) {
     if (!twins(spec, 19, &a, &b)) return;
     CHECK_MSG(a->chain == 1, "a dense/ReLU network does not take the fast path");
     b->chain = 0;
-    nnl_model_init(a, 4); nnl_model_init(b, 4);
     float x[19 * 60], dl[19 * 7];
     nnl_rng r = {11};
     normals(&r, x, sizeof x / sizeof *x);
@@ -221,7 +222,6 @@ static void test_bn_relu_fold(int threads) {
     CHECK_MSG(a->fold == 1 && folded == 3, "%d ReLUs folded into batch-norms, want 3", folded);
     CHECK_MSG(!a->layers[10].relu, "a batch-norm whose output an add reads was folded");
     b->fold = 0;
-    nnl_model_init(a, 4); nnl_model_init(b, 4);
     float x[9 * 60], dl[9 * 7];
     nnl_rng r = {12};
     normals(&r, x, sizeof x / sizeof *x);
