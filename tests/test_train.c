@@ -184,7 +184,7 @@ static void test_dense_chain(int threads) {
     double e = max_rel(za, zb, 19 * 7);
     CHECK_MSG(e < 1e-5, "threads %d: fast forward differs from the layers' by %g", threads, e);
     memcpy(a->dacts[a->nlayers], dl, sizeof dl);
-    nnl_dense_chain_backward(a, 19, NULL, NULL);
+    nnl_dense_chain_backward(a, 19, NULL, NULL, NULL);
     nnl_model_backward_fresh(b, dl, 19);
     e = max_rel(a->grads, b->grads, a->nparams);
     CHECK_MSG(e < 1e-5, "threads %d: fast gradients differ from the layers' by %g", threads, e);

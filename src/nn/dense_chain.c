@@ -73,43 +73,47 @@ void nnl_dense_chain_forward(nnl_model *m, int n) {
     }
 }
 
-void nnl_dense_chain_backward(nnl_model *m, int n, nnl_param_update_fn update, void *user) {
+/* Packed x (two buffers of xsize) and this thread's packed dy (asize each, per thread) */
+static void chain_work(const nnl_model *m, int batch, size_t *xsize, size_t *asize) {
+    size_t x = 0, a = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const nnl_layer *L = &m->layers[i];
+        if (L->kind != NNL_L_DENSE) continue;
+        size_t xi = nnl_dense_pack_x_floats(batch, (int)nnl_shape_size(L->in));
+        size_t ai = nnl_dense_pack_dy_floats(batch, L->units);
+        if (xi > x) x = xi;
+        if (ai > a) a = ai;
+    }
+    *xsize = (x + 15) & ~(size_t)15;
+    *asize = (a + 15) & ~(size_t)15;
+}
+
+size_t nnl_dense_chain_work(const nnl_model *m, int batch) {
+    size_t x, a;
+    chain_work(m, batch, &x, &a);
+    return 2 * x + (size_t)nnl_threads() * a;
+}
+
+/* Layer by layer from the top: this thread's share of the input gradient (it reads every
+ * row of W), a barrier, then the weight gradient of this thread's rows of W, which nobody
+ * reads any more and which can therefore be updated at once. */
+void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_param_update_fn update,
+                              void *user) {
     #pragma omp parallel num_threads(nnl_threads())
     {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        const nnl_layer *pending = NULL;   /* the layer above, whose rows this thread updates next */
-        int pa = 0, pb = 0;
-        for (int i = m->nlayers - 1; i >= -1; i--) {
-            if (i >= 0 && m->layers[i].kind != NNL_L_DENSE) continue;
-            /* dy is complete in every column, and nobody reads the layer above's weights any more */
-            #pragma omp barrier
-            if (pending && update) {
-                size_t pin = nnl_shape_size(pending->in);
-                update(user, pending->w_off + (size_t)pa * pin, pending->w_off + (size_t)pb * pin);
-                update(user, pending->b_off + (size_t)pa, pending->b_off + (size_t)pb);
-            }
-            if (i < 0) break;
+        int t = omp_get_thread_num(), T = omp_get_num_threads(), parity = 0;
+        size_t xsize, asize;
+        chain_work(m, n, &xsize, &asize);
+        float *ap = m->work + 2 * xsize + (size_t)t * asize;
+        for (int i = m->nlayers - 1; i >= 0; i--) {
+            if (m->layers[i].kind != NNL_L_DENSE) continue;
             const nnl_layer *L = &m->layers[i];
-            int in = (int)nnl_shape_size(L->in), out = L->units;
-            const float *dy = m->dacts[i + 1], *x = m->acts[i], *w = m->params + L->w_off;
-            float *dw = m->grads + L->w_off, *db = m->grads + L->b_off;
-            int a, b;
-            share(out, t, T, &a, &b);
-            if (b > a) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, in, n, 1.0f, dy + a, out,
-                            x, in, 0.0f, dw + (size_t)a * in, in);
-                memset(db + a, 0, (size_t)(b - a) * sizeof(float));
-                for (int s = 0; s < n; s++) {
-                    const float *dys = dy + (size_t)s * out;
-                    for (int j = a; j < b; j++) db[j] += dys[j];
-                }
-            }
-            pending = L; pa = a; pb = b;
-            if (i == 0) continue;
-            /* dx = dy W on this thread's share of input features, then the ReLU below it */
-            int c, d;
+            int in = (int)nnl_shape_size(L->in), out = L->units, a, b, c, d;
+            const float *dy = m->dacts[i + 1], *x = m->acts[i];
+            float *w = m->params + L->w_off;
             share(in, t, T, &c, &d);
-            if (d > c) {
+            if (i > 0 && d > c) {
+                /* dx = dy W on this thread's share of input features, then the ReLU below it */
                 float *dx = m->dacts[i];
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d - c, out, 1.0f, dy, out,
                             w + c, in, 0.0f, dx + c, in);
@@ -121,6 +125,34 @@ void nnl_dense_chain_backward(nnl_model *m, int n, nnl_param_update_fn update, v
                         for (int j = c; j < d; j++) dpre[o + j] = y[o + j] > 0.0f ? dx[o + j] : 0.0f;
                     }
                 }
+            }
+            share(out, t, T, &a, &b);
+            /* this thread's strips of x, packed for everyone (two buffers, since a faster
+             * thread packs the next layer's while the others still read this one's) */
+            float *xp = m->work + (size_t)((parity ^= 1)) * xsize;
+            int S = nnl_dense_x_strips(in);
+            if (f) nnl_dense_pack_x(n, x, in, S * t / T, S * (t + 1) / T, xp);
+            /* dy below is complete in every column, and nobody reads this layer's weights any more */
+            #pragma omp barrier
+            if (b <= a) continue;
+            /* the bias gradient lands in m->grads, also when f takes the step */
+            float *db = m->grads + L->b_off;
+            memset(db + a, 0, (size_t)(b - a) * sizeof(float));
+            for (int s = 0; s < n; s++) {
+                const float *dys = dy + (size_t)s * out;
+                for (int j = a; j < b; j++) db[j] += dys[j];
+            }
+            if (f) {
+                nnl_dense_dw_sgd(n, dy + a, out, xp, x, in, b - a, w + (size_t)a * in,
+                                 f->acc + L->w_off + (size_t)a * in, ap, f);
+                nnl_sgd_fused_apply(db + a, m->params + L->b_off + a, f->acc + L->b_off + a, (size_t)(b - a), f);
+                continue;
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, in, n, 1.0f, dy + a, out,
+                        x, in, 0.0f, m->grads + L->w_off + (size_t)a * in, in);
+            if (update) {
+                update(user, L->w_off + (size_t)a * in, L->w_off + (size_t)b * in);
+                update(user, L->b_off + (size_t)a, L->b_off + (size_t)b);
             }
         }
     }

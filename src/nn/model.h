@@ -73,10 +73,30 @@ typedef void (*nnl_param_update_fn)(void *user, size_t begin, size_t end);
 int nnl_dense_chain_ok(const nnl_model *m);
 /* acts[0] -> acts[nlayers], every activation in between written as the layers would. */
 void nnl_dense_chain_forward(nnl_model *m, int n);
-/* From dacts[nlayers] (the logits' gradient): SETS m->grads and calls update(user, begin, end)
- * exactly once for every parameter index range, as soon as no thread reads those parameters
- * any more (from inside the parallel region, so update must be single-threaded). */
-void nnl_dense_chain_backward(nnl_model *m, int n, nnl_param_update_fn update, void *user);
+/* SGD fused into the backward pass (optim.c explains acc): for every parameter,
+ * acc += g; w -= lr * acc; acc = mu * acc + wd * w. */
+typedef struct { float *acc; float lr, mu, wd; } nnl_sgd_fused;
+/* From dacts[nlayers] (the logits' gradient). Without f: SETS m->grads and calls
+ * update(user, begin, end) exactly once for every parameter index range, as soon as no
+ * thread reads those parameters any more (from inside the parallel region, so update must
+ * be single-threaded). With f: takes the SGD step itself; m->grads is then scratch. */
+void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_param_update_fn update,
+                              void *user);
+/* The fused step for rows of a dense layer's weights (dense_sgd.c): g = dy^T x over a batch
+ * of n, dy with row stride ldy, x of n x in, xp its strips packed by nnl_dense_pack_x; w and
+ * acc start at the first row; ap is room for nnl_dense_pack_dy_floats(n, rows). */
+void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const float *x, int in, int rows,
+                      float *w, float *acc, float *ap, const nnl_sgd_fused *f);
+/* Packs strips [s0, s1) of x (of nnl_dense_x_strips(in)) into xp, which holds
+ * nnl_dense_pack_x_floats(n, in); builds without AVX-512 need no packing and skip it. */
+void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp);
+int nnl_dense_x_strips(int in);
+size_t nnl_dense_pack_x_floats(int n, int in);
+size_t nnl_dense_pack_dy_floats(int n, int rows);
+/* Workspace floats of the dense-chain backward pass for batches up to `batch`. */
+size_t nnl_dense_chain_work(const nnl_model *m, int batch);
+/* The fused step on n parameters with gradients g (NULL: already added into acc). */
+void nnl_sgd_fused_apply(const float *g, float *w, float *acc, size_t n, const nnl_sgd_fused *f);
 
 /* Parses a model file image held in memory (what nnl_model_load reads). */
 int nnl_model_from_memory(nnl_model **out, const uint8_t *data, size_t size);

@@ -61,6 +61,24 @@ void nnl_optim_update_range(const nnl_optim *o, float *params, const float *grad
     }
 }
 
+/* Fused SGD. torch's step is d = g + wd*w; buf = mu*buf + d; w -= lr*buf. Between steps
+ * m holds mu*buf + wd*w instead of buf, so that the next gradient can be added straight
+ * into it, which makes it buf, and one pass finishes the step (nnl_dense_chain_backward):
+ * no gradient array is written and read back. Nesterov needs d on its own, Adam g. */
+int nnl_optim_fusable(const nnl_optim *o) {
+    return o->kind == NNL_OPT_SGD && !o->nesterov;
+}
+
+nnl_sgd_fused nnl_optim_fused_begin(nnl_optim *o, const float *params, float lr) {
+    o->t++;
+    if (o->t == 1) {   /* buf starts at zero */
+        float wd = o->weight_decay, *m = o->m;
+        #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (o->n > 100000)
+        for (size_t i = 0; i < o->n; i++) m[i] = wd * params[i];
+    }
+    return (nnl_sgd_fused){o->m, lr, o->momentum, o->weight_decay};
+}
+
 void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
     nnl_optim_begin_step(o);
     size_t n = o->n, chunk = 16384;

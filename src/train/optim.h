@@ -3,6 +3,7 @@
 #define NNL_OPTIM_H
 
 #include "../core/core.h"
+#include "../nn/model.h"
 
 typedef struct nnl_optim {
     int kind;                /* NNL_OPT_SGD or NNL_OPT_ADAM */
@@ -22,6 +23,10 @@ void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr);
 void nnl_optim_begin_step(nnl_optim *o);
 void nnl_optim_update_range(const nnl_optim *o, float *params, const float *grads, float lr,
                             size_t begin, size_t end);
+/* SGD without Nesterov can be fused with the backward pass: fused_begin, instead of
+ * begin_step, before each dense-chain backward pass that takes the step it returns. */
+int nnl_optim_fusable(const nnl_optim *o);
+nnl_sgd_fused nnl_optim_fused_begin(nnl_optim *o, const float *params, float lr);
 /* Learning rate at a (fractional) epoch position for the options' schedule and warm-up. */
 double nnl_schedule_lr(const nnl_train_opts *o, double epoch);
 

@@ -99,9 +99,14 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
             if (m->chain) {
                 /* dense-only networks: backward and the update in one parallel region */
                 memcpy(m->dacts[m->nlayers], dlogits, (size_t)n * m->nclass * sizeof(float));
-                nnl_optim_begin_step(&opt);
-                update_ctx u = {&opt, m->params, m->grads, (float)lr};
-                nnl_dense_chain_backward(m, n, update_slice, &u);
+                if (nnl_optim_fusable(&opt)) {
+                    nnl_sgd_fused f = nnl_optim_fused_begin(&opt, m->params, (float)lr);
+                    nnl_dense_chain_backward(m, n, &f, NULL, NULL);
+                } else {
+                    nnl_optim_begin_step(&opt);
+                    update_ctx u = {&opt, m->params, m->grads, (float)lr};
+                    nnl_dense_chain_backward(m, n, NULL, update_slice, &u);
+                }
             } else {
                 nnl_model_backward_fresh(m, dlogits, n);
                 nnl_optim_step(&opt, m->params, m->grads, (float)lr);

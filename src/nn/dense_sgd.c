@@ -1,0 +1,131 @@
+/*
+ * A dense layer's weight gradient with the SGD step fused in, for the dense-chain
+ * backward pass. For `rows` rows of W (the caller's share of output features) and all
+ * `in` columns, over a batch of n:
+ *     g = dy^T x;  acc += g;  w -= lr * acc;  acc = mu * acc + wd * w
+ * (acc is the optimizer's fused state, see optim.c). Done as a separate pass, the step
+ * streams the weights and the optimizer state through memory once more after the
+ * product, about an eighth of an `mlp` training step. Here each tile of g is finished
+ * while it is still in registers, and the product hides the step's loads and stores.
+ *
+ * The operands are first packed so that the kernel reads both sequentially: x in strips
+ * of 32 columns (batch-major), dy^T in tiles of 12 rows. Every g is a plain sum over the
+ * batch in order, and the step's arithmetic is the same in the vector and scalar code, so
+ * the result does not depend on how rows are shared between threads.
+ */
+#include "model.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#define MR 12   /* rows of a tile: 2 x 12 accumulators, 2 loads of x, 1 broadcast */
+#define NR 32   /* columns of a strip */
+
+static inline void sgd_one(float g, float *w, float *acc, const nnl_sgd_fused *f) {
+    float b = *acc + g, p = *w - f->lr * b;
+    *w = p;
+    *acc = f->mu * b + f->wd * p;
+}
+
+void nnl_sgd_fused_apply(const float *g, float *w, float *acc, size_t n, const nnl_sgd_fused *f) {
+    for (size_t i = 0; i < n; i++) sgd_one(g ? g[i] : 0.0f, w + i, acc + i, f);
+}
+
+size_t nnl_dense_pack_x_floats(int n, int in) { return (size_t)(in + NR - 1) / NR * NR * n; }
+size_t nnl_dense_pack_dy_floats(int n, int rows) { return (size_t)(rows + MR - 1) / MR * MR * n; }
+
+void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp) {
+#ifndef __AVX512F__
+    (void)n; (void)x; (void)in; (void)xp;
+    s1 = s0;
+#endif
+    for (int s = s0; s < s1; s++) {
+        int j = s * NR, w = in - j < NR ? in - j : NR;
+        float *o = xp + (size_t)s * NR * n;
+        for (int k = 0; k < n; k++, o += NR) {
+            memcpy(o, x + (size_t)k * in + j, (size_t)w * sizeof(float));
+            if (w < NR) memset(o + w, 0, (size_t)(NR - w) * sizeof(float));
+        }
+    }
+}
+
+int nnl_dense_x_strips(int in) { return (in + NR - 1) / NR; }
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+static inline __attribute__((always_inline)) void sgd_vec(__m512 g, float *w, float *acc, __mmask16 k,
+                                                        const nnl_sgd_fused *f) {
+    __m512 b = _mm512_add_ps(_mm512_maskz_loadu_ps(k, acc), g);
+    __m512 p = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, w), _mm512_mul_ps(_mm512_set1_ps(f->lr), b));
+    _mm512_mask_storeu_ps(w, k, p);
+    _mm512_mask_storeu_ps(acc, k, _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(f->mu), b),
+                                                _mm512_mul_ps(_mm512_set1_ps(f->wd), p)));
+}
+
+/* One MR x NR tile of g from packed operands, then the step on its mr valid rows and the
+ * columns in masks k0, k1. */
+static void tile(int n, const float *ap, const float *bp, float *w, float *acc, int ld, int mr,
+                 __mmask16 k0, __mmask16 k1, const float *nw, const float *nacc, const nnl_sgd_fused *s) {
+    __m512 c0[MR], c1[MR];
+    #pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int k = 0; k < n; k++, ap += MR, bp += NR) {
+        /* The next tile's weights and state come from memory in rows far apart, which no
+         * hardware prefetcher follows: one of its 4 * MR lines per batch row. */
+        if (k < 4 * MR) {
+            const float *base = k & 2 ? nacc : nw;
+            _mm_prefetch((const char *)(base + (size_t)(k >> 2) * ld + (k & 1) * 16), _MM_HINT_T0);
+        }
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        #pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512 a = _mm512_set1_ps(ap[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    #pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+        size_t o = (size_t)i * ld;
+        sgd_vec(c0[i], w + o, acc + o, k0, s);
+        sgd_vec(c1[i], w + o + 16, acc + o + 16, k1, s);
+    }
+}
+#endif
+
+void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const float *x, int in, int rows,
+                      float *w, float *acc, float *ap, const nnl_sgd_fused *f) {
+    if (rows <= 0) return;
+#ifdef __AVX512F__
+    (void)x;
+    /* dy^T in tiles of MR rows, batch-major, zero-padded */
+    for (int r = 0; r < rows; r += MR) {
+        int h = rows - r < MR ? rows - r : MR;
+        float *o = ap + (size_t)r * n;
+        for (int k = 0; k < n; k++, o += MR) {
+            memcpy(o, dy + (size_t)k * ldy + r, (size_t)h * sizeof(float));
+            if (h < MR) memset(o + h, 0, (size_t)(MR - h) * sizeof(float));
+        }
+    }
+    for (int r = 0; r < rows; r += MR) {
+        int mr = rows - r < MR ? rows - r : MR;
+        for (int j = 0; j < in; j += NR) {
+            int left = in - j;
+            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            size_t o = (size_t)r * in + j;
+            /* the next tile: the next strip, or the first of the next rows (past the end:
+             * prefetches never fault, but stay inside the arrays anyway) */
+            size_t no = j + NR < in ? o + NR : r + MR < rows ? (size_t)(r + MR) * in : o;
+            tile(n, ap + (size_t)r * n, xp + (size_t)j * n, w + o, acc + o, in, mr, k0, k1, w + no, acc + no, f);
+        }
+    }
+#else
+    (void)xp; (void)ap;
+    /* acc += g by the BLAS (beta = 1), then the step as its own pass */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, in, n, 1.0f, dy, ldy, x, in, 1.0f, acc, in);
+    nnl_sgd_fused_apply(NULL, w, acc, (size_t)rows * in, f);
+#endif
+}
