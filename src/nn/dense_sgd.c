@@ -43,8 +43,9 @@ void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp) 
         int j = s * NR, w = in - j < NR ? in - j : NR;
         float *o = xp + (size_t)s * NR * n;
         for (int k = 0; k < n; k++, o += NR) {
+            if (w == NR) { memcpy(o, x + (size_t)k * in + j, NR * sizeof(float)); continue; }  /* inlined */
             memcpy(o, x + (size_t)k * in + j, (size_t)w * sizeof(float));
-            if (w < NR) memset(o + w, 0, (size_t)(NR - w) * sizeof(float));
+            memset(o + w, 0, (size_t)(NR - w) * sizeof(float));
         }
     }
 }
@@ -105,8 +106,9 @@ void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const fl
         int h = rows - r < MR ? rows - r : MR;
         float *o = ap + (size_t)r * n;
         for (int k = 0; k < n; k++, o += MR) {
+            if (h == MR) { memcpy(o, dy + (size_t)k * ldy + r, MR * sizeof(float)); continue; }  /* inlined */
             memcpy(o, dy + (size_t)k * ldy + r, (size_t)h * sizeof(float));
-            if (h < MR) memset(o + h, 0, (size_t)(MR - h) * sizeof(float));
+            memset(o + h, 0, (size_t)(MR - h) * sizeof(float));
         }
     }
     for (int r = 0; r < rows; r += MR) {
