@@ -73,10 +73,13 @@ static void tile(int n, const float *ap, const float *bp, float *w, float *acc, 
     for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
     for (int k = 0; k < n; k++, ap += MR, bp += NR) {
         /* The next tile's weights and state come from memory in rows far apart, which no
-         * hardware prefetcher follows: one of its 4 * MR lines per batch row. */
-        if (k < 4 * MR) {
-            const float *base = k & 2 ? nacc : nw;
-            _mm_prefetch((const char *)(base + (size_t)(k >> 2) * ld + (k & 1) * 16), _MM_HINT_T0);
+         * hardware prefetcher follows. A row's 32 floats touch up to 3 cache lines (rows
+         * need not start on a line): its first, middle and last float cover them. */
+        if (k < 2 * MR) {
+            const float *row = (k & 1 ? nacc : nw) + (size_t)(k >> 1) * ld;
+            _mm_prefetch((const char *)row, _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + 16), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + 31), _MM_HINT_T0);
         }
         __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
         #pragma GCC unroll 12
