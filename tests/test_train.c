@@ -253,7 +253,47 @@ static void test_bn_relu_fold(int threads) {
     nnl_model_free(a); nnl_model_free(b);
 }
 
+
+/* The fused weight-gradient SGD step against its definition, on shapes that leave partial
+ * tiles in both directions (rows not a multiple of 12, columns not of 32), and with dy a
+ * column window of a wider matrix as the dense chain passes it. Rows outside the window
+ * must stay untouched. */
+static void test_dense_sgd(void) {
+    enum { N = 19, OUT = 40, IN = 37, A = 3, ROWS = 29 };
+    static float dy[N * OUT], x[N * IN], w[OUT * IN], acc[OUT * IN], w0[OUT * IN], acc0[OUT * IN];
+    static float xp[64 * N], ap[36 * N];
+    nnl_rng r = {21};
+    normals(&r, dy, N * OUT); normals(&r, x, N * IN); normals(&r, w, OUT * IN); normals(&r, acc, OUT * IN);
+    memcpy(w0, w, sizeof w); memcpy(acc0, acc, sizeof acc);
+    CHECK(nnl_dense_pack_x_floats(N, IN) <= sizeof xp / sizeof *xp);
+    CHECK(nnl_dense_pack_dy_floats(N, ROWS) <= sizeof ap / sizeof *ap);
+    nnl_dense_pack_x(N, x, IN, 0, nnl_dense_x_strips(IN), xp);
+    nnl_sgd_fused f = {NULL, 0.05f, 0.9f, 5e-4f};
+    nnl_dense_dw_sgd(N, dy + A, OUT, xp, x, IN, ROWS, w + A * IN, acc + A * IN, ap, &f);
+    double err = 0.0;
+    for (int o = 0; o < OUT; o++)
+        for (int i = 0; i < IN; i++) {
+            size_t k = (size_t)o * IN + i;
+            if (o < A || o >= A + ROWS) {
+                CHECK_MSG(w[k] == w0[k] && acc[k] == acc0[k], "row %d outside the window changed", o);
+                continue;
+            }
+            double g = 0.0, gabs = 0.0;   /* errors are relative to the terms' sizes */
+            for (int s = 0; s < N; s++) {
+                g += (double)dy[s * OUT + o] * x[s * IN + i];
+                gabs += fabs((double)dy[s * OUT + o] * x[s * IN + i]);
+            }
+            double b = acc0[k] + g, p = w0[k] - 0.05 * b, a = 0.9 * b + 5e-4 * p;
+            double bs = fabs(acc0[k]) + gabs, ps = fabs(w0[k]) + 0.05 * bs;
+            double e1 = fabs(w[k] - p) / ps, e2 = fabs(acc[k] - a) / (0.9 * bs + 5e-4 * ps);
+            if (e1 > err) err = e1;
+            if (e2 > err) err = e2;
+        }
+    CHECK_MSG(err < 1e-5, "fused SGD step differs from its definition by %g", err);
+}
+
 int main(void) {
+    test_dense_sgd();
     test_bn_relu_fold(1);
     test_bn_relu_fold(2);
     test_dense_chain(1);

@@ -81,7 +81,7 @@ static void tile(int n, const float *ap, const float *bp, float *w, float *acc, 
             _mm_prefetch((const char *)(row + 16), _MM_HINT_T0);
             _mm_prefetch((const char *)(row + 31), _MM_HINT_T0);
         }
-        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
         #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             __m512 a = _mm512_set1_ps(ap[i]);
