@@ -9,12 +9,14 @@
 #   e.g. ARCH=cnn TRAIN_ARGS="--augment-crop 4 --augment-flip" \
 #        scripts/mlock_grid.sh /tmp/cifar10 docs/results-mlock-cifar10.md 10 1
 # Environment: ARCH (default cnn), TRAIN_ARGS (extra `nnlock train` flags for every training,
-# e.g. augmentation; GTSRB and digits should not be flipped), NNLOCK (binary, default
-# build/nnlock), WORK (scratch directory, kept; finished trainings are not redone), JOBS
-# (parallel trainings, default 1) and THREADS (per training, default cores / JOBS).
+# e.g. augmentation; GTSRB and digits should not be flipped), LOCK_ARGS (extra flags for the
+# locked trainings only, e.g. --rate 0.7), STRATEGIES, MOTIFS, LOCATIONS (a part of the grid,
+# e.g. STRATEGIES="single random" LOCATIONS=fixed), NNLOCK (binary, default build/nnlock),
+# WORK (scratch directory, kept; finished trainings are not redone), JOBS (parallel
+# trainings, default 1) and THREADS (per training, default cores / JOBS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,15p' "$0" >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 data=$1 out=$2 epochs=${3:-10} seeds=${4:-1}
 [ -e "$data" ] || { echo "mlock_grid: no data set at '$data'" >&2; exit 2; }
@@ -25,9 +27,15 @@ nnlock=${NNLOCK:-$root/build/nnlock}
 arch=${ARCH:-cnn}
 work=${WORK:-$(mktemp -d /tmp/mlock-grid.XXXXXX)}
 jobs=${JOBS:-1}
+strategies=${STRATEGIES:-single rule random}
+motifs=${MOTIFS:-pixels pattern}
+locations=${LOCATIONS:-fixed random}
+for v in $strategies; do case $v in single|rule|random) ;; *) echo "mlock_grid: unknown strategy '$v' in STRATEGIES" >&2; exit 2 ;; esac; done
+for v in $motifs; do case $v in pixels|pattern) ;; *) echo "mlock_grid: unknown motif '$v' in MOTIFS" >&2; exit 2 ;; esac; done
+for v in $locations; do case $v in fixed|random) ;; *) echo "mlock_grid: unknown location '$v' in LOCATIONS" >&2; exit 2 ;; esac; done
 threads=${THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}
 mkdir -p "$work"
-cmdline="$(env | grep -E '^(ARCH|TRAIN_ARGS|JOBS|THREADS)=' | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ')scripts/mlock_grid.sh $*"
+cmdline="$(env | grep -E '^(ARCH|TRAIN_ARGS|LOCK_ARGS|STRATEGIES|MOTIFS|LOCATIONS|JOBS|THREADS)=' | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ')scripts/mlock_grid.sh $*"
 start=$(date +%s)
 
 train() { # out [args]: skips a model that exists (a rerun resumes; nnlock writes atomically)
@@ -39,25 +47,27 @@ train() { # out [args]: skips a model that exists (a rerun resumes; nnlock write
         echo "mlock_grid: training $outm failed:" >&2; tail -3 "$outm.log" >&2; return 1; }
 }
 run() { # strat motif loc seed
-    local strat=$1 motif=$2 loc=$3 seed=$4 base="$work/$1-$2-$3"
+    local strat=$1 motif=$2 loc=$3 seed=$4 base="$work/$1-$2-$3" lock
+    read -r -a lock <<< "${LOCK_ARGS:-}"
     if [ "$seed" = 1 ]; then
         train "$base-s1.nnl" --seed 1 --lock certificate --strategy "$strat" --motif "$motif" \
-            --location "$loc" --key-out "$base.key" --motif-seed 1
+            --location "$loc" --key-out "$base.key" --motif-seed 1 ${lock[@]+"${lock[@]}"}
     else
-        train "$base-s$seed.nnl" --seed "$seed" --lock certificate --strategy "$strat" --key "$base.key"
+        train "$base-s$seed.nnl" --seed "$seed" --lock certificate --strategy "$strat" --key "$base.key" \
+            ${lock[@]+"${lock[@]}"}
     fi
 }
 export -f train run
-export nnlock data arch epochs threads work TRAIN_ARGS
+export nnlock data arch epochs threads work TRAIN_ARGS LOCK_ARGS
 
 # The first seed of each configuration writes the key that later seeds reuse.
 {
     for s in $(seq 1 "$seeds"); do echo "train $work/baseline-s$s.nnl --seed $s"; done
-    for strat in single rule random; do for motif in pixels pattern; do for loc in fixed random; do
+    for strat in $strategies; do for motif in $motifs; do for loc in $locations; do
         echo "run $strat $motif $loc 1"; done; done; done
 } > "$work/jobs1.txt"
 : > "$work/jobs2.txt"
-for s in $(seq 2 "$seeds"); do for strat in single rule random; do for motif in pixels pattern; do for loc in fixed random; do
+for s in $(seq 2 "$seeds"); do for strat in $strategies; do for motif in $motifs; do for loc in $locations; do
     echo "run $strat $motif $loc $s"; done; done; done; done >> "$work/jobs2.txt"
 for f in "$work/jobs1.txt" "$work/jobs2.txt"; do
     [ -s "$f" ] || continue
@@ -69,7 +79,7 @@ for s in $(seq 1 "$seeds"); do
     "$nnlock" eval --data "$data" --json "$work/baseline-s$s.nnl" | python3 -c \
         "import json,sys; print(json.dumps({'baseline': json.load(sys.stdin)['accuracy']}))" >> "$work/results.jsonl"
 done
-for strat in single rule random; do for motif in pixels pattern; do for loc in fixed random; do
+for strat in $strategies; do for motif in $motifs; do for loc in $locations; do
     base="$work/$strat-$motif-$loc"
     models=$(for s in $(seq 1 "$seeds"); do echo "$base-s$s.nnl"; done)
     # shellcheck disable=SC2086
@@ -100,7 +110,8 @@ with open(out, 'w') as f:
     for loc in ('fixed', 'random'):
         for st in ('single', 'rule', 'random'):
             for motif in ('pixels', 'pattern'):
-                r = next(x for x in rows if x.get('strat') == st and x['motif'] == motif and x['loc'] == loc)
+                r = next((x for x in rows if x.get('strat') == st and x['motif'] == motif and x['loc'] == loc), None)
+                if r is None: continue   # not in this run (STRATEGIES, MOTIFS, LOCATIONS)
                 f.write(f"| {sname[st]} | {loc} | {motif} | {bcell} | {pm(r, 'trusted')} | "
                         f"{pm(r, 'unverified')} | {pm(r, 'remapped')} |\n")
 print(open(out).read())

@@ -25,6 +25,19 @@ touch -d '2001-01-01' "$tmp"/grid/*.nnl
 grid "$tmp/data" "$tmp/grid2.md" 3 2 > /dev/null 2>&1
 [ -z "$(find "$tmp/grid" -name '*.nnl' -newermt '2002-01-01')" ] && ok || bad "mlock_grid.sh rerun retrained finished models"
 cmp -s <(grep '^|' "$tmp/grid.md") <(grep '^|' "$tmp/grid2.md") && ok || bad "mlock_grid.sh rerun gave another table"
+# a part of the grid, with flags for the locked trainings only (the baseline takes no --rate)
+if STRATEGIES="single random" MOTIFS=pattern LOCATIONS=fixed LOCK_ARGS="--rate 0.7" ARCH="dense32,relu,dense" \
+        TRAIN_ARGS="--batch 32" NNLOCK=$nnlock WORK=$tmp/part \
+        bash "$src/scripts/mlock_grid.sh" "$tmp/data" "$tmp/part.md" 2 1 > /dev/null 2> "$tmp/part.err"; then ok
+else bad "mlock_grid.sh with STRATEGIES, MOTIFS, LOCATIONS, LOCK_ARGS failed: $(tail -3 "$tmp/part.err")"; fi
+[ "$(grep -cE '^\| (I single|III random) \| fixed \| pattern \| ' "$tmp/part.md")" = 2 ] && [ "$(grep -c '^| I' "$tmp/part.md")" = 2 ] \
+    && ok || bad "mlock_grid.sh part: expected the single and random rows only"
+"$nnlock" info "$tmp/part/single-pattern-fixed-s1.nnl" 2>&1 | grep -q 'lock.rate.*0\.7' && ok \
+    || bad "mlock_grid.sh: LOCK_ARGS --rate 0.7 did not reach the locked model"
+grid_env() { STRATEGIES=$1 grid "$tmp/data" "$tmp/x.md" 1 1; }
+grid_env "single bogus" > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q "unknown strategy 'bogus'" "$tmp/err" && ok \
+    || bad "mlock_grid.sh STRATEGIES='single bogus': rc=$rc, $(head -2 "$tmp/err")"
 for args in "$tmp/nowhere $tmp/x.md" "$tmp/data $tmp/x.md ten" "$tmp/data $tmp/x.md 0"; do
     # shellcheck disable=SC2086
     grid $args > /dev/null 2> "$tmp/err"; rc=$?
