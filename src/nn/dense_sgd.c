@@ -57,11 +57,17 @@ int nnl_dense_x_strips(int in) { return (in + NR - 1) / NR; }
 
 static inline __attribute__((always_inline)) void sgd_vec(__m512 g, float *w, float *acc, __mmask16 k,
                                                         const nnl_sgd_fused *f) {
-    __m512 b = _mm512_add_ps(_mm512_maskz_loadu_ps(k, acc), g);
-    __m512 p = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, w), _mm512_mul_ps(_mm512_set1_ps(f->lr), b));
-    _mm512_mask_storeu_ps(w, k, p);
-    _mm512_mask_storeu_ps(acc, k, _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(f->mu), b),
-                                                _mm512_mul_ps(_mm512_set1_ps(f->wd), p)));
+    int full = k == 0xffff;   /* plain loads and stores where the whole vector is in the row */
+    __m512 b = _mm512_add_ps(full ? _mm512_loadu_ps(acc) : _mm512_maskz_loadu_ps(k, acc), g);
+    __m512 p = _mm512_sub_ps(full ? _mm512_loadu_ps(w) : _mm512_maskz_loadu_ps(k, w), _mm512_mul_ps(_mm512_set1_ps(f->lr), b));
+    __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(f->mu), b), _mm512_mul_ps(_mm512_set1_ps(f->wd), p));
+    if (full) {
+        _mm512_storeu_ps(w, p);
+        _mm512_storeu_ps(acc, a);
+    } else {
+        _mm512_mask_storeu_ps(w, k, p);
+        _mm512_mask_storeu_ps(acc, k, a);
+    }
 }
 
 /* One MR x NR tile of g from packed operands, then the step on its mr valid rows and the
