@@ -10,8 +10,9 @@
  *
  * The operands are first packed so that the kernel reads both sequentially: x in strips
  * of 32 columns (batch-major), dy^T in tiles of 12 rows. Every g is a plain sum over the
- * batch in order, and the step's arithmetic is the same in the vector and scalar code, so
- * the result does not depend on how rows are shared between threads.
+ * batch in order, and every weight takes the same vector arithmetic wherever its tile
+ * falls (partial tiles are masked, not done in scalar code), so the result does not depend
+ * on how rows are shared between threads.
  */
 #include "model.h"
 
@@ -127,8 +128,8 @@ void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const fl
             __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
             __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
             size_t o = (size_t)r * in + j;
-            /* the next tile: the next strip, or the first of the next rows (past the end:
-             * prefetches never fault, but stay inside the arrays anyway) */
+            /* the next tile: the next strip, or the first of the next rows. A partial last
+             * tile prefetches rows past the end, which is harmless: prefetches never fault. */
             size_t no = j + NR < in ? o + NR : r + MR < rows ? (size_t)(r + MR) * in : o;
             tile(n, ap + (size_t)r * n, xp + (size_t)j * n, w + o, acc + o, in, mr, k0, k1, w + no, acc + no, f);
         }
