@@ -35,19 +35,24 @@ void nnl_sgd_fused_apply(const float *g, float *w, float *acc, size_t n, const n
 size_t nnl_dense_pack_x_floats(int n, int in) { return (size_t)(in + NR - 1) / NR * NR * n; }
 size_t nnl_dense_pack_dy_floats(int n, int rows) { return (size_t)(rows + MR - 1) / MR * MR * n; }
 
+/* width floats of src, then zeros up to full. full is a constant at every call, so a
+ * whole row is a fixed-size copy the compiler inlines instead of a libc call. */
+static inline __attribute__((always_inline)) void copy_pad(float *o, const float *src, int width,
+                                                         const int full) {
+    if (width == full) { memcpy(o, src, (size_t)full * sizeof(float)); return; }
+    memcpy(o, src, (size_t)width * sizeof(float));
+    memset(o + width, 0, (size_t)(full - width) * sizeof(float));
+}
+
 void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp) {
 #ifndef __AVX512F__
-    (void)n; (void)x; (void)in; (void)xp;
-    s1 = s0;
+    (void)n; (void)x; (void)in; (void)s0; (void)s1; (void)xp;
+    return;   /* the BLAS fallback reads x itself */
 #endif
     for (int s = s0; s < s1; s++) {
         int j = s * NR, w = in - j < NR ? in - j : NR;
         float *o = xp + (size_t)s * NR * n;
-        for (int k = 0; k < n; k++, o += NR) {
-            if (w == NR) { memcpy(o, x + (size_t)k * in + j, NR * sizeof(float)); continue; }  /* inlined */
-            memcpy(o, x + (size_t)k * in + j, (size_t)w * sizeof(float));
-            memset(o + w, 0, (size_t)(NR - w) * sizeof(float));
-        }
+        for (int k = 0; k < n; k++, o += NR) copy_pad(o, x + (size_t)k * in + j, w, NR);
     }
 }
 
@@ -115,11 +120,7 @@ void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const fl
     for (int r = 0; r < rows; r += MR) {
         int h = rows - r < MR ? rows - r : MR;
         float *o = ap + (size_t)r * n;
-        for (int k = 0; k < n; k++, o += MR) {
-            if (h == MR) { memcpy(o, dy + (size_t)k * ldy + r, MR * sizeof(float)); continue; }  /* inlined */
-            memcpy(o, dy + (size_t)k * ldy + r, (size_t)h * sizeof(float));
-            memset(o + h, 0, (size_t)(MR - h) * sizeof(float));
-        }
+        for (int k = 0; k < n; k++, o += MR) copy_pad(o, dy + (size_t)k * ldy + r, h, MR);
     }
     for (int r = 0; r < rows; r += MR) {
         int mr = rows - r < MR ? rows - r : MR;

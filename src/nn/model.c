@@ -109,7 +109,10 @@ int nnl_model_prepare(nnl_model *m, int batch) {
         size_t wf = ops->work_floats(&m->layers[i], batch);
         if (wf > work) work = wf;
     }
-    if (nnl_dense_chain_ok(m) && nnl_dense_chain_work(m, batch) > work) work = nnl_dense_chain_work(m, batch);
+    if (nnl_dense_chain_ok(m)) {
+        size_t cw = nnl_dense_chain_work(m, batch);
+        if (cw > work) work = cw;
+    }
     m->save = nnl_alloc(save_total * sizeof(float));
     m->work = nnl_alloc(work * sizeof(float));
     m->work_n = work;
