@@ -43,31 +43,57 @@ static int has_relu(const nnl_model *m, int i) {
     return i + 1 < m->nlayers && m->layers[i + 1].kind == NNL_L_RELU;
 }
 
+/* Room for one transposed layer input (nnl_dense_pack_xt) of the widest dense layer. */
+static size_t xt_floats(const nnl_model *m, int batch) {
+    size_t x = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].kind == NNL_L_DENSE) {
+            size_t xi = nnl_dense_xt_floats(batch, (int)nnl_shape_size(m->layers[i].in));
+            if (xi > x) x = xi;
+        }
+    return (x + 15) & ~(size_t)15;
+}
+
 void nnl_dense_chain_forward(nnl_model *m, int n) {
     #pragma omp parallel num_threads(nnl_threads())
     {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int t = omp_get_thread_num(), T = omp_get_num_threads(), cur = 0;
+#ifdef __AVX512F__
+        /* the network's input, transposed once; each layer writes the next one's */
+        size_t ft = xt_floats(m, n);
+        float *xt[2] = {m->work, m->work + ft};
+        int in0 = (int)nnl_shape_size(m->layers[0].in), c, d;
+        share(in0, t, T, &c, &d);
+        if (d > c) nnl_dense_pack_xt(n, m->acts[0], in0, c, d, xt[0]);
+        #pragma omp barrier
+#endif
         for (int i = 0; i < m->nlayers; i++) {
             const nnl_layer *L = &m->layers[i];
             if (L->kind != NNL_L_DENSE) continue;
             int in = (int)nnl_shape_size(L->in), out = L->units, a, b;
             share(out, t, T, &a, &b);
+            const float *x = m->acts[i], *w = m->params + L->w_off, *bias = m->params + L->b_off;
+            float *y = m->acts[i + 1], *r = has_relu(m, i) ? m->acts[i + 2] : NULL;
+            (void)x; (void)cur;
+#ifdef __AVX512F__
+            /* straight into the ReLU's output: its input is never read again */
+            int last = i + (r ? 2 : 1) >= m->nlayers;
+            if (b > a) nnl_dense_fwd(n, xt[cur], in, w, bias, a, b, out, r ? r : y, r != NULL, last ? NULL : xt[cur ^ 1]);
+            cur ^= 1;
+#else
             if (b > a) {
-                const float *x = m->acts[i], *w = m->params + L->w_off, *bias = m->params + L->b_off;
-                float *y = m->acts[i + 1];
                 /* C starts as the bias and beta = 1, which saves OpenBLAS its pass clearing C */
                 for (int s = 0; s < n; s++) memcpy(y + (size_t)s * out + a, bias + a, (size_t)(b - a) * sizeof(float));
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, b - a, in, 1.0f, x, in,
                             w + (size_t)a * in, in, 1.0f, y + a, out);
-                if (has_relu(m, i)) {
-                    float *r = m->acts[i + 2];
+                if (r)
                     for (int s = 0; s < n; s++) {
                         const float *ys = y + (size_t)s * out;
                         float *rs = r + (size_t)s * out;
                         for (int j = a; j < b; j++) rs[j] = ys[j] > 0.0f ? ys[j] : 0.0f;
                     }
-                }
             }
+#endif
             #pragma omp barrier
         }
     }
@@ -89,9 +115,10 @@ static void chain_work(const nnl_model *m, int batch, size_t *xsize, size_t *asi
 }
 
 size_t nnl_dense_chain_work(const nnl_model *m, int batch) {
-    size_t x, a;
+    size_t x, a, fwd = 2 * xt_floats(m, batch);
     chain_work(m, batch, &x, &a);
-    return 2 * x + (size_t)nnl_threads() * a;
+    size_t bwd = 2 * x + (size_t)nnl_threads() * a;
+    return fwd > bwd ? fwd : bwd;
 }
 
 /* Layer by layer from the top: this thread's share of the input gradient (it reads every

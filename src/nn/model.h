@@ -71,7 +71,8 @@ double nnl_model_train_flops(const nnl_model *m);
  * a dense layer (dense_chain.c). ok() says whether the model qualifies on this BLAS. */
 typedef void (*nnl_param_update_fn)(void *user, size_t begin, size_t end);
 int nnl_dense_chain_ok(const nnl_model *m);
-/* acts[0] -> acts[nlayers], every activation in between written as the layers would. */
+/* acts[0] -> acts[nlayers], every activation in between written as the layers would,
+ * except the input of each ReLU (nothing reads it again; with AVX-512 it is not written). */
 void nnl_dense_chain_forward(nnl_model *m, int n);
 /* SGD fused into the backward pass (optim.c explains acc): for every parameter,
  * acc += g; w -= lr * acc; acc = mu * acc + wd * w. */
@@ -93,6 +94,14 @@ void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp);
 int nnl_dense_x_strips(int in);
 size_t nnl_dense_pack_x_floats(int n, int in);
 size_t nnl_dense_pack_dy_floats(int n, int rows);
+/* The forward product of rows [o0, o1) of a dense layer (dense_fwd.c) from its input
+ * transposed into xt by nnl_dense_pack_xt (columns [k0, k1) per call; room for
+ * nnl_dense_xt_floats(n, in)): y = x W^T + bias, then ReLU(y) if relu, and, unless NULL,
+ * the same transposed into xtn as the next layer's input. AVX-512 only. */
+void nnl_dense_pack_xt(int n, const float *x, int in, int k0, int k1, float *xt);
+size_t nnl_dense_xt_floats(int n, int in);
+void nnl_dense_fwd(int n, const float *xt, int in, const float *w, const float *bias, int o0, int o1, int out,
+                   float *y, int relu, float *xtn);
 /* Workspace floats of the dense-chain backward pass for batches up to `batch`. */
 size_t nnl_dense_chain_work(const nnl_model *m, int batch);
 /* The fused step on n parameters with gradients g (NULL: already added into acc). */
