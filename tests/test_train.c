@@ -292,8 +292,50 @@ static void test_dense_sgd(void) {
     CHECK_MSG(err < 1e-5, "fused SGD step differs from its definition by %g", err);
 }
 
+/* The dense forward kernel against its definition: 45 images (a full 32-image strip and a
+ * partial one), rows [A, A + ROWS) of 40 (full 12-row tiles and a partial one), with and
+ * without the ReLU; the next layer's transposed input must hold the same values, and
+ * outputs outside the rows must stay untouched. */
+static void test_dense_fwd(void) {
+#ifdef __AVX512F__
+    enum { N = 45, OUT = 40, IN = 37, A = 3, ROWS = 29 };
+    static float x[N * IN], w[OUT * IN], bias[OUT], y[N * OUT];
+    static float xt[64 * IN] __attribute__((aligned(64))), xtn[64 * OUT] __attribute__((aligned(64)));
+    nnl_rng r = {22};
+    normals(&r, x, N * IN); normals(&r, w, OUT * IN); normals(&r, bias, OUT);
+    CHECK(nnl_dense_xt_floats(N, IN) <= sizeof xt / sizeof *xt);
+    nnl_dense_pack_xt(N, x, IN, 0, 16, xt);
+    nnl_dense_pack_xt(N, x, IN, 16, IN, xt);
+    for (int relu = 0; relu < 2; relu++) {
+        for (int j = 0; j < N * OUT; j++) y[j] = -7.0f;
+        nnl_dense_fwd(N, xt, IN, w, bias, A, A + ROWS, OUT, y, relu, xtn);
+        double err = 0.0;
+        for (int s = 0; s < N; s++)
+            for (int o = 0; o < OUT; o++) {
+                float got = y[s * OUT + o];
+                if (o < A || o >= A + ROWS) {
+                    CHECK_MSG(got == -7.0f, "output %d outside the rows was written", o);
+                    continue;
+                }
+                double v = bias[o], sc = fabs(bias[o]);
+                for (int i = 0; i < IN; i++) {
+                    v += (double)x[s * IN + i] * w[o * IN + i];
+                    sc += fabs((double)x[s * IN + i] * w[o * IN + i]);
+                }
+                if (relu && v < 0.0) v = 0.0;
+                double e = fabs(got - v) / sc;
+                if (e > err) err = e;
+                float t = xtn[(s / 32) * 32 * OUT + o * 32 + s % 32];
+                CHECK_MSG(t == got, "relu %d: transposed output (%d, %d) is %g, the output %g", relu, s, o, t, got);
+            }
+        CHECK_MSG(err < 1e-6, "relu %d: forward kernel differs from its definition by %g", relu, err);
+    }
+#endif
+}
+
 int main(void) {
     test_dense_sgd();
+    test_dense_fwd();
     test_bn_relu_fold(1);
     test_bn_relu_fold(2);
     test_dense_chain(1);
