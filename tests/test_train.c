@@ -268,8 +268,20 @@ static void test_dense_sgd(void) {
     CHECK(nnl_dense_pack_x_floats(N, IN) <= sizeof xp / sizeof *xp);
     CHECK(nnl_dense_pack_dy_floats(N, ROWS) <= sizeof ap / sizeof *ap);
     nnl_dense_pack_x(N, x, IN, 0, nnl_dense_x_strips(IN), xp);
-    nnl_sgd_fused f = {NULL, 0.05f, 0.9f, 5e-4f};
-    nnl_dense_dw_sgd(N, dy + A, OUT, xp, x, IN, ROWS, w + A * IN, acc + A * IN, ap, &f);
+    nnl_sgd_fused f = {NULL, 0.05f, 0.9f, 5e-4f, 0};
+    static float wp[64 * OUT] __attribute__((aligned(64)));
+    CHECK(nnl_dense_wp_floats(IN, OUT) <= sizeof wp / sizeof *wp);
+    for (size_t j = 0; j < sizeof wp / sizeof *wp; j++) wp[j] = -7.0f;
+    nnl_dense_dw_sgd(N, dy + A, OUT, xp, x, IN, ROWS, w + A * IN, acc + A * IN, ap, wp + A * 32, (size_t)OUT * 32, &f);
+#ifdef __AVX512F__
+    /* the strips of the new weights: the same values, zeros past IN, nothing outside the rows */
+    for (int o = 0; o < OUT; o++)
+        for (int i = 0; i < 64; i++) {
+            float got = wp[(i / 32) * OUT * 32 + o * 32 + i % 32];
+            float want = o < A || o >= A + ROWS ? -7.0f : i < IN ? w[o * IN + i] : 0.0f;
+            CHECK_MSG(got == want, "weight strips (%d, %d): %g, want %g", o, i, got, want);
+        }
+#endif
     double err = 0.0;
     for (int o = 0; o < OUT; o++)
         for (int i = 0; i < IN; i++) {
@@ -333,9 +345,45 @@ static void test_dense_fwd(void) {
 #endif
 }
 
+/* The input-gradient kernel against its definition: 45 images (full 12-image tiles and a
+ * partial one), 37 input features (a full strip and a partial one, done as two calls), with
+ * and without the ReLU mask. */
+static void test_dense_dx(void) {
+#ifdef __AVX512F__
+    enum { N = 45, OUT = 29, IN = 37 };
+    static float dy[N * OUT], w[OUT * IN], x[N * IN], dx[N * IN];
+    static float wp[64 * OUT] __attribute__((aligned(64)));
+    nnl_rng r = {23};
+    normals(&r, dy, N * OUT); normals(&r, w, OUT * IN); normals(&r, x, N * IN);
+    CHECK(nnl_dense_wp_floats(IN, OUT) <= sizeof wp / sizeof *wp);
+    nnl_dense_pack_w(w, IN, OUT, 0, 10, wp);
+    nnl_dense_pack_w(w, IN, OUT, 10, OUT, wp);
+    for (int relu = 0; relu < 2; relu++) {
+        for (int j = 0; j < N * IN; j++) dx[j] = -7.0f;
+        /* strip 1 last: a store past column IN would land on the next row's strip 0 */
+        nnl_dense_dx(N, dy, OUT, wp, IN, 0, 1, relu ? x : NULL, dx);
+        nnl_dense_dx(N, dy, OUT, wp, IN, 1, 2, relu ? x : NULL, dx);
+        double err = 0.0;
+        for (int s = 0; s < N; s++)
+            for (int i = 0; i < IN; i++) {
+                double v = 0.0, sc = 1e-30;
+                for (int o = 0; o < OUT; o++) {
+                    v += (double)dy[s * OUT + o] * w[o * IN + i];
+                    sc += fabs((double)dy[s * OUT + o] * w[o * IN + i]);
+                }
+                if (relu && !(x[s * IN + i] > 0.0f)) v = 0.0;
+                double e = fabs(dx[s * IN + i] - v) / sc;
+                if (e > err) err = e;
+            }
+        CHECK_MSG(err < 1e-6, "relu %d: input-gradient kernel differs from its definition by %g", relu, err);
+    }
+#endif
+}
+
 int main(void) {
     test_dense_sgd();
     test_dense_fwd();
+    test_dense_dx();
     test_bn_relu_fold(1);
     test_bn_relu_fold(2);
     test_dense_chain(1);

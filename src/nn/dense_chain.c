@@ -114,6 +114,28 @@ static void chain_work(const nnl_model *m, int batch, size_t *xsize, size_t *asi
     *asize = (a + 15) & ~(size_t)15;
 }
 
+size_t nnl_dense_chain_wpack(const nnl_model *m) {
+#ifdef __AVX512F__
+    size_t f = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].kind == NNL_L_DENSE)
+            f += (nnl_dense_wp_floats((int)nnl_shape_size(m->layers[i].in), m->layers[i].units) + 15) & ~(size_t)15;
+    return f;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+/* Layer i's weights in m->wpack. */
+static float *wpack_of(const nnl_model *m, int i) {
+    size_t off = 0;
+    for (int j = 0; j < i; j++)
+        if (m->layers[j].kind == NNL_L_DENSE)
+            off += (nnl_dense_wp_floats((int)nnl_shape_size(m->layers[j].in), m->layers[j].units) + 15) & ~(size_t)15;
+    return m->wpack + off;
+}
+
 size_t nnl_dense_chain_work(const nnl_model *m, int batch) {
     size_t x, a, fwd = 2 * xt_floats(m, batch);
     chain_work(m, batch, &x, &a);
@@ -123,33 +145,53 @@ size_t nnl_dense_chain_work(const nnl_model *m, int batch) {
 
 /* Layer by layer from the top: this thread's share of the input gradient (it reads every
  * row of W), a barrier, then the weight gradient of this thread's rows of W, which nobody
- * reads any more and which can therefore be updated at once. */
+ * reads any more and which can therefore be updated at once. With the fused step on
+ * AVX-512, the input gradient reads W from m->wpack, which the step keeps up to date. */
 void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_param_update_fn update,
                               void *user) {
+    int use_wp = f && m->wpack, fresh = use_wp && (f->fresh || !m->wpack_ok);
     #pragma omp parallel num_threads(nnl_threads())
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads(), parity = 0;
         size_t xsize, asize;
         chain_work(m, n, &xsize, &asize);
         float *ap = m->work + 2 * xsize + (size_t)t * asize;
+        if (fresh) {
+            for (int i = 0; i < m->nlayers; i++) {
+                const nnl_layer *L = &m->layers[i];
+                if (L->kind != NNL_L_DENSE) continue;
+                int a, b;
+                share(L->units, t, T, &a, &b);
+                nnl_dense_pack_w(m->params + L->w_off, (int)nnl_shape_size(L->in), L->units, a, b, wpack_of(m, i));
+            }
+            #pragma omp barrier
+        }
         for (int i = m->nlayers - 1; i >= 0; i--) {
             if (m->layers[i].kind != NNL_L_DENSE) continue;
             const nnl_layer *L = &m->layers[i];
             int in = (int)nnl_shape_size(L->in), out = L->units, a, b, c, d;
             const float *dy = m->dacts[i + 1], *x = m->acts[i];
-            float *w = m->params + L->w_off;
+            float *w = m->params + L->w_off, *wp = use_wp ? wpack_of(m, i) : NULL;
+            int relu = i > 0 && m->layers[i - 1].kind == NNL_L_RELU;
             share(in, t, T, &c, &d);
+            int S = nnl_dense_x_strips(in);
+#ifdef __AVX512F__
+            if (i > 0 && wp) {
+                /* straight into the ReLU's input gradient: its output gradient is never read */
+                nnl_dense_dx(n, dy, out, wp, in, S * t / T, S * (t + 1) / T, relu ? x : NULL,
+                             m->dacts[relu ? i - 1 : i]);
+            } else
+#endif
             if (i > 0 && d > c) {
                 /* dx = dy W on this thread's share of input features, then the ReLU below it */
                 float *dx = m->dacts[i];
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d - c, out, 1.0f, dy, out,
                             w + c, in, 0.0f, dx + c, in);
-                if (m->layers[i - 1].kind == NNL_L_RELU) {
-                    const float *y = m->acts[i];
+                if (relu) {
                     float *dpre = m->dacts[i - 1];
                     for (int s = 0; s < n; s++) {
                         size_t o = (size_t)s * in;
-                        for (int j = c; j < d; j++) dpre[o + j] = y[o + j] > 0.0f ? dx[o + j] : 0.0f;
+                        for (int j = c; j < d; j++) dpre[o + j] = x[o + j] > 0.0f ? dx[o + j] : 0.0f;
                     }
                 }
             }
@@ -157,7 +199,6 @@ void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_p
             /* this thread's strips of x, packed for everyone (two buffers, since a faster
              * thread packs the next layer's while the others still read this one's) */
             float *xp = m->work + (size_t)((parity ^= 1)) * xsize;
-            int S = nnl_dense_x_strips(in);
             if (f) nnl_dense_pack_x(n, x, in, S * t / T, S * (t + 1) / T, xp);
             /* dy below is complete in every column, and nobody reads this layer's weights any more */
             #pragma omp barrier
@@ -171,7 +212,8 @@ void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_p
             }
             if (f) {
                 nnl_dense_dw_sgd(n, dy + a, out, xp, x, in, b - a, w + (size_t)a * in,
-                                 f->acc + L->w_off + (size_t)a * in, ap, f);
+                                 f->acc + L->w_off + (size_t)a * in, ap, wp ? wp + (size_t)a * 32 : NULL,
+                                 (size_t)out * 32, f);
                 nnl_sgd_fused_apply(db + a, m->params + L->b_off + a, f->acc + L->b_off + a, (size_t)(b - a), f);
                 continue;
             }
@@ -183,4 +225,5 @@ void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_p
             }
         }
     }
+    if (use_wp) m->wpack_ok = 1;
 }

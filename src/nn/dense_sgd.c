@@ -61,8 +61,9 @@ int nnl_dense_x_strips(int in) { return (in + NR - 1) / NR; }
 #ifdef __AVX512F__
 #include <immintrin.h>
 
-static inline __attribute__((always_inline)) void sgd_vec(__m512 g, float *w, float *acc, __mmask16 k,
-                                                        const nnl_sgd_fused *f) {
+/* Returns the new weights, zero outside k. */
+static inline __attribute__((always_inline)) __m512 sgd_vec(__m512 g, float *w, float *acc, __mmask16 k,
+                                                          const nnl_sgd_fused *f) {
     int full = k == 0xffff;   /* plain loads and stores where the whole vector is in the row */
     __m512 b = _mm512_add_ps(full ? _mm512_loadu_ps(acc) : _mm512_maskz_loadu_ps(k, acc), g);
     __m512 p = _mm512_sub_ps(full ? _mm512_loadu_ps(w) : _mm512_maskz_loadu_ps(k, w), _mm512_mul_ps(_mm512_set1_ps(f->lr), b));
@@ -74,12 +75,14 @@ static inline __attribute__((always_inline)) void sgd_vec(__m512 g, float *w, fl
         _mm512_mask_storeu_ps(w, k, p);
         _mm512_mask_storeu_ps(acc, k, a);
     }
+    return _mm512_maskz_mov_ps(k, p);
 }
 
 /* One MR x NR tile of g from packed operands, then the step on its mr valid rows and the
- * columns in masks k0, k1. */
+ * columns in masks k0, k1; the new weights also go to wp (rows of NR floats) unless NULL. */
 static void tile(int n, const float *ap, const float *bp, float *w, float *acc, int ld, int mr,
-                 __mmask16 k0, __mmask16 k1, const float *nw, const float *nacc, const nnl_sgd_fused *s) {
+                 __mmask16 k0, __mmask16 k1, const float *nw, const float *nacc, float *wp,
+                 const nnl_sgd_fused *s) {
     __m512 c0[MR], c1[MR];
     #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -105,14 +108,17 @@ static void tile(int n, const float *ap, const float *bp, float *w, float *acc, 
     for (int i = 0; i < MR; i++) {
         if (i >= mr) break;
         size_t o = (size_t)i * ld;
-        sgd_vec(c0[i], w + o, acc + o, k0, s);
-        sgd_vec(c1[i], w + o + 16, acc + o + 16, k1, s);
+        __m512 p0 = sgd_vec(c0[i], w + o, acc + o, k0, s), p1 = sgd_vec(c1[i], w + o + 16, acc + o + 16, k1, s);
+        if (wp) {
+            _mm512_store_ps(wp + (size_t)i * NR, p0);
+            _mm512_store_ps(wp + (size_t)i * NR + 16, p1);
+        }
     }
 }
 #endif
 
 void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const float *x, int in, int rows,
-                      float *w, float *acc, float *ap, const nnl_sgd_fused *f) {
+                      float *w, float *acc, float *ap, float *wp, size_t wps, const nnl_sgd_fused *f) {
     if (rows <= 0) return;
 #ifdef __AVX512F__
     (void)x;
@@ -132,11 +138,12 @@ void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const fl
             /* the next tile: the next strip, or the first of the next rows. A partial last
              * tile prefetches rows past the end, which is harmless: prefetches never fault. */
             size_t no = j + NR < in ? o + NR : r + MR < rows ? (size_t)(r + MR) * in : o;
-            tile(n, ap + (size_t)r * n, xp + (size_t)j * n, w + o, acc + o, in, mr, k0, k1, w + no, acc + no, f);
+            float *wpt = wp ? wp + (size_t)(j / NR) * wps + (size_t)r * NR : NULL;
+            tile(n, ap + (size_t)r * n, xp + (size_t)j * n, w + o, acc + o, in, mr, k0, k1, w + no, acc + no, wpt, f);
         }
     }
 #else
-    (void)xp; (void)ap;
+    (void)xp; (void)ap; (void)wp; (void)wps;
     /* acc += g by the BLAS (beta = 1), then the step as its own pass */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, in, n, 1.0f, dy, ldy, x, in, 1.0f, acc, in);
     nnl_sgd_fused_apply(NULL, w, acc, (size_t)rows * in, f);

@@ -44,9 +44,10 @@ static void free_runtime(nnl_model *m) {
     if (m->skipgrad)
         for (int i = 0; i <= m->nlayers; i++) nnl_free(m->skipgrad[i]);
     free(m->acts); free(m->dacts); free(m->skipgrad);
-    nnl_free(m->save); nnl_free(m->work); nnl_free(m->grads);
+    nnl_free(m->save); nnl_free(m->work); nnl_free(m->grads); nnl_free(m->wpack);
     m->acts = m->dacts = m->skipgrad = NULL;
-    m->save = m->work = m->grads = NULL;
+    m->save = m->work = m->grads = m->wpack = NULL;
+    m->wpack_ok = 0;
     m->max_batch = 0;
 }
 
@@ -110,8 +111,9 @@ int nnl_model_prepare(nnl_model *m, int batch) {
         if (wf > work) work = wf;
     }
     if (nnl_dense_chain_ok(m)) {
-        size_t cw = nnl_dense_chain_work(m, batch);
+        size_t cw = nnl_dense_chain_work(m, batch), wp = nnl_dense_chain_wpack(m);
         if (cw > work) work = cw;
+        if (wp && !(m->wpack = nnl_alloc(wp * sizeof(float)))) goto nomem;
     }
     m->save = nnl_alloc(save_total * sizeof(float));
     m->work = nnl_alloc(work * sizeof(float));

@@ -32,6 +32,8 @@ struct nnl_model {
     float *work;
     size_t work_n;
     float *logits_buf;       /* for batched inference helpers */
+    float *wpack;            /* dense chain with AVX-512: its weights in strips (nnl_dense_pack_w), */
+    int wpack_ok;            /* kept by the fused SGD step once made (0: make it again) */
     int chain;               /* 1: dense/ReLU only, run by the dense-chain fast path (tests may clear it) */
     int fold;                /* 1: batch-norm + ReLU pairs run as one layer (tests may clear it) */
 };
@@ -76,7 +78,9 @@ int nnl_dense_chain_ok(const nnl_model *m);
 void nnl_dense_chain_forward(nnl_model *m, int n);
 /* SGD fused into the backward pass (optim.c explains acc): for every parameter,
  * acc += g; w -= lr * acc; acc = mu * acc + wd * w. */
-typedef struct { float *acc; float lr, mu, wd; } nnl_sgd_fused;
+/* fresh: the weights may have changed since the last fused step (the first step of a run),
+ * so copies of them kept by the step itself must be made again. */
+typedef struct { float *acc; float lr, mu, wd; int fresh; } nnl_sgd_fused;
 /* From dacts[nlayers] (the logits' gradient). Without f: SETS m->grads and calls
  * update(user, begin, end) exactly once for every parameter index range, as soon as no
  * thread reads those parameters any more (from inside the parallel region, so update must
@@ -85,9 +89,19 @@ void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_p
                               void *user);
 /* The fused step for rows of a dense layer's weights (dense_sgd.c): g = dy^T x over a batch
  * of n, dy with row stride ldy, x of n x in, xp its strips packed by nnl_dense_pack_x; w and
- * acc start at the first row; ap is room for nnl_dense_pack_dy_floats(n, rows). */
+ * acc start at the first row; ap is room for nnl_dense_pack_dy_floats(n, rows). Unless NULL,
+ * wp (the first row's place in strip 0 of the layout of nnl_dense_pack_w, strips wps floats
+ * apart) receives the new weights too (AVX-512 builds only). */
 void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const float *x, int in, int rows,
-                      float *w, float *acc, float *ap, const nnl_sgd_fused *f);
+                      float *w, float *acc, float *ap, float *wp, size_t wps, const nnl_sgd_fused *f);
+/* A dense layer's weights in strips of 32 columns, [strip][o][32] with zeros past `in`
+ * (dense_dx.c): rows [o0, o1) of w into wp of nnl_dense_wp_floats(in, out). */
+size_t nnl_dense_wp_floats(int in, int out);
+void nnl_dense_pack_w(const float *w, int in, int out, int o0, int o1, float *wp);
+/* The input gradient dy W for strips [s0, s1) of 32 input features from wp, zeroed where
+ * x (the ReLU's output below, unless NULL) is not > 0, into dx (n x in). AVX-512 only. */
+void nnl_dense_dx(int n, const float *dy, int out, const float *wp, int in, int s0, int s1, const float *x,
+                  float *dx);
 /* Packs strips [s0, s1) of x (of nnl_dense_x_strips(in)) into xp, which holds
  * nnl_dense_pack_x_floats(n, in); builds without AVX-512 need no packing and skip it. */
 void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp);
@@ -104,6 +118,8 @@ void nnl_dense_fwd(int n, const float *xt, int in, const float *w, const float *
                    float *y, int relu, float *xtn);
 /* Workspace floats of the dense-chain backward pass for batches up to `batch`. */
 size_t nnl_dense_chain_work(const nnl_model *m, int batch);
+/* Floats of m->wpack (0 where the chain does not keep one). */
+size_t nnl_dense_chain_wpack(const nnl_model *m);
 /* The fused step on n parameters with gradients g (NULL: already added into acc). */
 void nnl_sgd_fused_apply(const float *g, float *w, float *acc, size_t n, const nnl_sgd_fused *f);
 

@@ -76,7 +76,7 @@ nnl_sgd_fused nnl_optim_fused_begin(nnl_optim *o, const float *params, float lr)
         #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (o->n > 100000)
         for (size_t i = 0; i < o->n; i++) m[i] = wd * params[i];
     }
-    return (nnl_sgd_fused){o->m, lr, o->momentum, o->weight_decay};
+    return (nnl_sgd_fused){o->m, lr, o->momentum, o->weight_decay, o->t == 1};
 }
 
 void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
