@@ -10,6 +10,7 @@
  * Slices are fixed by the thread count, and every sum runs in a fixed order, so the
  * result depends on the thread count only, never on timing.
  */
+#include "dense_tile.h"
 #include "model.h"
 
 #include <cblas.h>
@@ -57,9 +58,10 @@ static size_t xt_floats(const nnl_model *m, int batch) {
 void nnl_dense_chain_forward(nnl_model *m, int n) {
     #pragma omp parallel num_threads(nnl_threads())
     {
-        int t = omp_get_thread_num(), T = omp_get_num_threads(), cur = 0;
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
 #ifdef __AVX512F__
         /* the network's input, transposed once; each layer writes the next one's */
+        int cur = 0;
         size_t ft = xt_floats(m, n);
         float *xt[2] = {m->work, m->work + ft};
         int in0 = (int)nnl_shape_size(m->layers[0].in), c, d;
@@ -72,9 +74,8 @@ void nnl_dense_chain_forward(nnl_model *m, int n) {
             if (L->kind != NNL_L_DENSE) continue;
             int in = (int)nnl_shape_size(L->in), out = L->units, a, b;
             share(out, t, T, &a, &b);
-            const float *x = m->acts[i], *w = m->params + L->w_off, *bias = m->params + L->b_off;
+            const float *w = m->params + L->w_off, *bias = m->params + L->b_off;
             float *y = m->acts[i + 1], *r = has_relu(m, i) ? m->acts[i + 2] : NULL;
-            (void)x; (void)cur;
 #ifdef __AVX512F__
             /* straight into the ReLU's output: its input is never read again */
             int last = i + (r ? 2 : 1) >= m->nlayers;
@@ -82,6 +83,7 @@ void nnl_dense_chain_forward(nnl_model *m, int n) {
             cur ^= 1;
 #else
             if (b > a) {
+                const float *x = m->acts[i];
                 /* C starts as the bias and beta = 1, which saves OpenBLAS its pass clearing C */
                 for (int s = 0; s < n; s++) memcpy(y + (size_t)s * out + a, bias + a, (size_t)(b - a) * sizeof(float));
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, b - a, in, 1.0f, x, in,
@@ -114,13 +116,18 @@ static void chain_work(const nnl_model *m, int batch, size_t *xsize, size_t *asi
     *asize = (a + 15) & ~(size_t)15;
 }
 
-size_t nnl_dense_chain_wpack(const nnl_model *m) {
-#ifdef __AVX512F__
+/* Floats of m->wpack before layer `end`: each dense layer's strips, on 64-byte lines. */
+static size_t wpack_before(const nnl_model *m, int end) {
     size_t f = 0;
-    for (int i = 0; i < m->nlayers; i++)
+    for (int i = 0; i < end; i++)
         if (m->layers[i].kind == NNL_L_DENSE)
             f += (nnl_dense_wp_floats((int)nnl_shape_size(m->layers[i].in), m->layers[i].units) + 15) & ~(size_t)15;
     return f;
+}
+
+size_t nnl_dense_chain_wpack(const nnl_model *m) {
+#ifdef __AVX512F__
+    return wpack_before(m, m->nlayers);
 #else
     (void)m;
     return 0;
@@ -128,13 +135,7 @@ size_t nnl_dense_chain_wpack(const nnl_model *m) {
 }
 
 /* Layer i's weights in m->wpack. */
-static float *wpack_of(const nnl_model *m, int i) {
-    size_t off = 0;
-    for (int j = 0; j < i; j++)
-        if (m->layers[j].kind == NNL_L_DENSE)
-            off += (nnl_dense_wp_floats((int)nnl_shape_size(m->layers[j].in), m->layers[j].units) + 15) & ~(size_t)15;
-    return m->wpack + off;
-}
+static float *wpack_of(const nnl_model *m, int i) { return m->wpack + wpack_before(m, i); }
 
 size_t nnl_dense_chain_work(const nnl_model *m, int batch) {
     size_t x, a, fwd = 2 * xt_floats(m, batch);
@@ -212,8 +213,8 @@ void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_p
             }
             if (f) {
                 nnl_dense_dw_sgd(n, dy + a, out, xp, x, in, b - a, w + (size_t)a * in,
-                                 f->acc + L->w_off + (size_t)a * in, ap, wp ? wp + (size_t)a * 32 : NULL,
-                                 (size_t)out * 32, f);
+                                 f->acc + L->w_off + (size_t)a * in, ap, wp ? wp + (size_t)a * NNL_TILE_NR : NULL,
+                                 (size_t)out * NNL_TILE_NR, f);
                 nnl_sgd_fused_apply(db + a, m->params + L->b_off + a, f->acc + L->b_off + a, (size_t)(b - a), f);
                 continue;
             }

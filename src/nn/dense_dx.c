@@ -17,8 +17,6 @@
 #include "dense_tile.h"
 #include "model.h"
 
-#include <string.h>
-
 #define MR NNL_TILE_MR   /* images per tile */
 #define NR NNL_TILE_NR   /* input features per strip */
 
@@ -28,10 +26,7 @@ void nnl_dense_pack_w(const float *w, int in, int out, int o0, int o1, float *wp
     for (int j = 0; j < in; j += NR) {
         int width = in - j < NR ? in - j : NR;
         float *d = wp + (size_t)j * out;
-        for (int o = o0; o < o1; o++) {
-            memcpy(d + (size_t)o * NR, w + (size_t)o * in + j, (size_t)width * sizeof(float));
-            memset(d + (size_t)o * NR + width, 0, (size_t)(NR - width) * sizeof(float));
-        }
+        for (int o = o0; o < o1; o++) nnl_copy_pad(d + (size_t)o * NR, w + (size_t)o * in + j, width, NR);
     }
 }
 
@@ -44,9 +39,9 @@ static inline __attribute__((always_inline)) __m512 relu_mask(__m512 g, const fl
 void nnl_dense_dx(int n, const float *dy, int out, const float *wp, int in, int s0, int s1, const float *x,
                   float *dx) {
     for (int s = s0; s < s1; s++) {
-        int j = s * NR, left = in - j;
-        __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-        __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        int j = s * NR;
+        __mmask16 k0, k1;
+        nnl_tile_masks(in - j, &k0, &k1);
         const float *B = wp + (size_t)j * out;
         for (int b = 0; b < n; b += MR) {
             int mr = n - b < MR ? n - b : MR;

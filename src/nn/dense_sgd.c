@@ -14,13 +14,13 @@
  * falls (partial tiles are masked, not done in scalar code), so the result does not depend
  * on how rows are shared between threads.
  */
+#include "dense_tile.h"
 #include "model.h"
 
 #include <cblas.h>
-#include <string.h>
 
-#define MR 12   /* rows of a tile: 2 x 12 accumulators, 2 loads of x, 1 broadcast */
-#define NR 32   /* columns of a strip */
+#define MR NNL_TILE_MR   /* rows of a tile: 2 x 12 accumulators, 2 loads of x, 1 broadcast */
+#define NR NNL_TILE_NR   /* columns of a strip */
 
 static inline void sgd_one(float g, float *w, float *acc, const nnl_sgd_fused *f) {
     float b = *acc + g, p = *w - f->lr * b;
@@ -35,15 +35,6 @@ void nnl_sgd_fused_apply(const float *g, float *w, float *acc, size_t n, const n
 size_t nnl_dense_pack_x_floats(int n, int in) { return (size_t)(in + NR - 1) / NR * NR * n; }
 size_t nnl_dense_pack_dy_floats(int n, int rows) { return (size_t)(rows + MR - 1) / MR * MR * n; }
 
-/* width floats of src, then zeros up to full. full is a constant at every call, so a
- * whole row is a fixed-size copy the compiler inlines instead of a libc call. */
-static inline __attribute__((always_inline)) void copy_pad(float *o, const float *src, int width,
-                                                         const int full) {
-    if (width == full) { memcpy(o, src, (size_t)full * sizeof(float)); return; }
-    memcpy(o, src, (size_t)width * sizeof(float));
-    memset(o + width, 0, (size_t)(full - width) * sizeof(float));
-}
-
 void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp) {
 #ifndef __AVX512F__
     (void)n; (void)x; (void)in; (void)s0; (void)s1; (void)xp;
@@ -52,15 +43,13 @@ void nnl_dense_pack_x(int n, const float *x, int in, int s0, int s1, float *xp) 
     for (int s = s0; s < s1; s++) {
         int j = s * NR, w = in - j < NR ? in - j : NR;
         float *o = xp + (size_t)s * NR * n;
-        for (int k = 0; k < n; k++, o += NR) copy_pad(o, x + (size_t)k * in + j, w, NR);
+        for (int k = 0; k < n; k++, o += NR) nnl_copy_pad(o, x + (size_t)k * in + j, w, NR);
     }
 }
 
 int nnl_dense_x_strips(int in) { return (in + NR - 1) / NR; }
 
 #ifdef __AVX512F__
-#include <immintrin.h>
-
 /* Returns the new weights, zero outside k. */
 static inline __attribute__((always_inline)) __m512 sgd_vec(__m512 g, float *w, float *acc, __mmask16 k,
                                                           const nnl_sgd_fused *f) {
@@ -126,14 +115,13 @@ void nnl_dense_dw_sgd(int n, const float *dy, int ldy, const float *xp, const fl
     for (int r = 0; r < rows; r += MR) {
         int h = rows - r < MR ? rows - r : MR;
         float *o = ap + (size_t)r * n;
-        for (int k = 0; k < n; k++, o += MR) copy_pad(o, dy + (size_t)k * ldy + r, h, MR);
+        for (int k = 0; k < n; k++, o += MR) nnl_copy_pad(o, dy + (size_t)k * ldy + r, h, MR);
     }
     for (int r = 0; r < rows; r += MR) {
         int mr = rows - r < MR ? rows - r : MR;
         for (int j = 0; j < in; j += NR) {
-            int left = in - j;
-            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            __mmask16 k0, k1;
+            nnl_tile_masks(in - j, &k0, &k1);
             size_t o = (size_t)r * in + j;
             /* the next tile: the next strip, or the first of the next rows. A partial last
              * tile prefetches rows past the end, which is harmless: prefetches never fault. */

@@ -15,12 +15,29 @@
 #define NNL_DENSE_TILE_H
 
 #include <stddef.h>
+#include <string.h>
 
 #define NNL_TILE_MR 12
 #define NNL_TILE_NR 32
 
+/* width floats of src, then zeros up to full. full is a constant at every call, so a
+ * whole row is a fixed-size copy the compiler inlines instead of a libc call. */
+static inline __attribute__((always_inline)) void nnl_copy_pad(float *o, const float *src, int width,
+                                                             const int full) {
+    if (width == full) { memcpy(o, src, (size_t)full * sizeof(float)); return; }
+    memcpy(o, src, (size_t)width * sizeof(float));
+    memset(o + width, 0, (size_t)(full - width) * sizeof(float));
+}
+
 #ifdef __AVX512F__
 #include <immintrin.h>
+
+/* The lanes of a 32-column strip's two vectors that lie before the row's end, `left`
+ * columns after the strip's start. */
+static inline void nnl_tile_masks(int left, __mmask16 *k0, __mmask16 *k1) {
+    *k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+    *k1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+}
 
 static inline __attribute__((always_inline)) void nnl_tile_core(int K, const float *const *rows, size_t ld,
                                                                int full, const float *B, __m512 *c0,
