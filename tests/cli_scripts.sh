@@ -1,6 +1,7 @@
 #!/bin/bash
 # The result scripts end to end on a tiny generated IDX data set, so that they keep working:
-# scripts/mlock_grid.sh (every row of its table, a rerun that resumes, bad arguments) and
+# scripts/mlock_grid.sh (every row of its table, a rerun that resumes, bad arguments),
+# scripts/mlock_repro.sh (the recipe, the judged rows, the kept hand-written part) and
 # scripts/deeplock_eval.sh (right key bit-identical, the master key recovered, the
 # fine-tuning table). Usage: cli_scripts.sh PATH/TO/nnlock
 set -u
@@ -44,6 +45,34 @@ for args in "$tmp/nowhere $tmp/x.md" "$tmp/data $tmp/x.md ten" "$tmp/data $tmp/x
     [ $rc = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q '^mlock_grid: ' "$tmp/err" && ok \
         || bad "mlock_grid.sh $args: rc=$rc, $(head -2 "$tmp/err")"
 done
+
+# ---- mlock_repro.sh: the recipe reaches the models, every row is judged, the hand-written
+# part of the results file survives a rerun, bad settings are refused
+repro() { MNIST_EPOCHS=1 FASHION_EPOCHS=1 MNIST_TRAIN_ARGS="--augment-crop 1 --batch 32" MNIST_TARGET=2 \
+    FASHION_TRAIN_ARGS="--batch 32" FASHION_RATES="single=0.7 rule=0.4 random=0.6" NNLOCK=$nnlock \
+    WORK=$tmp/repro bash "$src/scripts/mlock_repro.sh" "$@"; }
+printf 'old tables\n<!-- everything below is kept when scripts/mlock_repro.sh rewrites this file -->\nhand-written reading\n' > "$tmp/repro.md"
+if repro "$tmp/data" "$tmp/data" "$tmp/repro.md" 1 > /dev/null 2> "$tmp/repro.err"; then ok
+else bad "mlock_repro.sh failed: $(tail -3 "$tmp/repro.err")"; fi
+[ "$(grep -cE '^\| (I single|II rule|III random) \| (MNIST|Fashion-MNIST) \| [0-9.]+ \| (pixels|pattern) \| .* \| (met|missed: .*) \|$' "$tmp/repro.md")" = 24 ] \
+    && ok || bad "mlock_repro.sh: expected 24 judged rows"
+grep -qE '^Rows that miss a target: [0-9]+ of 24\.$' "$tmp/repro.md" && ok || bad "mlock_repro.sh: no count of missed rows"
+grep -q '^hand-written reading$' "$tmp/repro.md" && ! grep -q '^old tables$' "$tmp/repro.md" && ok \
+    || bad "mlock_repro.sh: the part below the marker was not kept, or the part above it was"
+grep -q '^| III random | Fashion-MNIST | 0.6 | pattern |' "$tmp/repro.md" && grep -q '^| II rule | MNIST | 0.5 | pixels |' "$tmp/repro.md" \
+    && ok || bad "mlock_repro.sh: the table does not show each row's stamp rate"
+info() { "$nnlock" info "$tmp/repro/$1" 2>&1; }
+info fashion/random-pattern-random-s1.nnl | grep -q 'lock.rate.*0\.6' && info fashion/single-pixels-fixed-s1.nnl | grep -q 'lock.rate.*0\.7' \
+    && info mnist/single-pixels-fixed-s1.nnl | grep -q 'lock.target.*2' && ok \
+    || bad "mlock_repro.sh: the recipe's rate or target did not reach the models"
+for bad_env in "MNIST_RATES=single=0.5" "FASHION_TARGET=zero" "FASHION_EPOCHS=0"; do
+    env "$bad_env" NNLOCK="$nnlock" WORK="$tmp/repro-bad" bash "$src/scripts/mlock_repro.sh" "$tmp/data" "$tmp/data" \
+        "$tmp/x.md" 1 > /dev/null 2> "$tmp/err"; rc=$?
+    [ $rc = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q '^mlock_repro: ' "$tmp/err" && ok \
+        || bad "mlock_repro.sh with $bad_env: rc=$rc, $(head -2 "$tmp/err")"
+done
+repro "$tmp/data" "$tmp/data" "$tmp/x.md" x > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc = 2 ] && grep -q "SEEDS must be a positive integer" "$tmp/err" && ok || bad "mlock_repro.sh SEEDS=x: rc=$rc"
 
 # ---- deeplock_eval.sh
 if bash "$src/scripts/deeplock_eval.sh" --nnlock "$nnlock" --data tiny="$tmp/data" --arch tiny=dense64,relu,dense \
