@@ -31,7 +31,7 @@ work=${WORK:-$(mktemp -d /tmp/mlock-repro.XXXXXX)}
 jobs=${JOBS:-1}
 threads=${THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}
 
-# Why this recipe (docs/results-mlock.md, "Choosing the recipe"):
+# Why this recipe (docs/results-mlock.md, "How the recipe was chosen"):
 # - MNIST: random shifts of up to 2 pixels make the `mlp` read fewer digits as the one
 #   before, which is the floor of the `rule` strategy's unverified accuracy.
 # - Fashion-MNIST: a locked model sees an image with its true label only when it is
@@ -52,16 +52,17 @@ rate_of() { # "single=0.5 ..." strategy -> rate
     for kv in $1; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return 0; }; done
     echo "mlock_repro: no rate for strategy '$2' in '$1'" >&2; return 1
 }
+settings() { # data set -> data, epochs, targs, rates, target
+    if [ "$1" = mnist ]; then data=$mnist epochs=$mnist_epochs targs=$mnist_train rates=$mnist_rates target=$mnist_target
+    else data=$fashion epochs=$fashion_epochs targs=$fashion_train rates=$fashion_rates target=$fashion_target; fi
+}
 for ds in mnist fashion; do
-    d=$([ $ds = mnist ] && echo "$mnist" || echo "$fashion")
-    [ -e "$d" ] || { echo "mlock_repro: no data set at '$d'" >&2; exit 2; }
-    rates=$([ $ds = mnist ] && echo "$mnist_rates" || echo "$fashion_rates")
+    settings $ds
+    [ -e "$data" ] || { echo "mlock_repro: no data set at '$data'" >&2; exit 2; }
     for st in single rule random; do rate_of "$rates" $st > /dev/null || exit 2; done
+    case $epochs in ''|*[!0-9]*|0) echo "mlock_repro: MNIST_EPOCHS and FASHION_EPOCHS must be positive integers, not '$epochs'" >&2; exit 2 ;; esac
+    case $target in ''|*[!0-9]*) echo "mlock_repro: MNIST_TARGET and FASHION_TARGET must be class numbers, not '$target'" >&2; exit 2 ;; esac
 done
-for e in "$mnist_epochs" "$fashion_epochs"; do
-    case $e in ''|*[!0-9]*|0) echo "mlock_repro: MNIST_EPOCHS and FASHION_EPOCHS must be positive integers, not '$e'" >&2; exit 2 ;; esac
-done
-case $mnist_target$fashion_target in ''|*[!0-9]*) echo "mlock_repro: MNIST_TARGET and FASHION_TARGET must be class numbers" >&2; exit 2 ;; esac
 mkdir -p "$work"
 cmdline="$(env | grep -E '^(MNIST_|FASHION_|JOBS=|THREADS=)' | sed 's/=\(.*\)/="\1"/' | sort | tr '\n' ' ')scripts/mlock_repro.sh $*"
 start=$(date +%s)
@@ -70,8 +71,7 @@ start=$(date +%s)
 # `mlp`; the runs of one data set share their scratch directory, so they share the baseline.
 : > "$work/results.jsonl"
 for ds in mnist fashion; do
-    if [ $ds = mnist ]; then data=$mnist epochs=$mnist_epochs targs=$mnist_train rates=$mnist_rates target=$mnist_target
-    else data=$fashion epochs=$fashion_epochs targs=$fashion_train rates=$fashion_rates target=$fashion_target; fi
+    settings $ds
     first=1
     # `rule` first: its MNIST rows sit closest to their target, so a run shows them soonest.
     for st in rule single random; do
@@ -133,11 +133,10 @@ with open(out + ".tmp", 'w') as f:
             "same settings. p = the fraction of training images stamped. Paper = Ren et al.'s Table 1, "
             "trusted / unverified. Target = trusted within 0.5 points of our baseline and (Table 1) "
             "unverified at or below the paper's.\n\n")
+    recipe = {ds: next(r for r in rows if r['ds'] == ds) for ds in ('mnist', 'fashion')}   # every row carries its recipe
     f.write("Recipe per data set: " + "; ".join(
-        f"{names[ds]}: {next(r['epochs'] for r in rows if r['ds'] == ds)} epochs"
-        + (f", `{t}`" if (t := next(r['targs'] for r in rows if r['ds'] == ds)) else ", no augmentation")
-        + f", `single` target class {next(r['target'] for r in rows if r['ds'] == ds)}"
-        for ds in ('mnist', 'fashion')) + ".\n\n")
+        f"{names[ds]}: {r['epochs']} epochs" + (f", `{r['targs']}`" if r['targs'] else ", no augmentation")
+        + f", `single` target class {r['target']}" for ds, r in recipe.items()) + ".\n\n")
     for loc, title in (('fixed', 'Table 1: certificate at a fixed location (bottom-right corner)'),
                        ('random', 'Table 2: certificate at a random location')):
         f.write(f"## {title}\n\n")
