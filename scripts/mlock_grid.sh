@@ -16,7 +16,7 @@
 # trainings, default 1) and THREADS (per training, default cores / JOBS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,17p' "$0" >&2; exit 2; }
+usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" >&2; exit 2; }  # the header comment, however long
 [ $# -ge 2 ] || usage
 data=$1 out=$2 epochs=${3:-10} seeds=${4:-1}
 [ -e "$data" ] || { echo "mlock_grid: no data set at '$data'" >&2; exit 2; }

@@ -21,7 +21,7 @@
 # each uses THREADS threads, default all cores / JOBS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,20p' "$0" >&2; exit 2; }
+usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" >&2; exit 2; }  # the header comment, however long
 [ $# -ge 2 ] && [ $# -le 4 ] || usage
 mnist=$1 fashion=$2
 out=${3:-$root/docs/results-mlock.md}; seeds=${4:-3}
