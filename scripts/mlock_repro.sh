@@ -9,13 +9,16 @@
 #   e.g. JOBS=2 THREADS=1 scripts/mlock_repro.sh ../shared/data/mnist \
 #            /usr/share/datasets/fashion-mnist docs/results-mlock.md 3
 #
-# The recipe (training settings per data set, stamp rate p per strategy) is below; each
-# part can be overridden from the environment:
+# The recipe (training settings per data set and location, stamp rate p per strategy) is
+# below; each part can be overridden from the environment:
 #   MNIST_EPOCHS, MNIST_TRAIN_ARGS, MNIST_RATES, MNIST_TARGET
 #       (default 20, "--augment-crop 2", "single=0.5 rule=0.5 random=0.5", 5)
 #   FASHION_EPOCHS, FASHION_TRAIN_ARGS, FASHION_RATES, FASHION_TARGET
 #       (default 12, "", "single=0.7 rule=0.4 random=0.7", 0)
-# (TARGET: the class every clean image goes to under the `single` strategy.)
+#   MNIST_RANDLOC_EPOCHS, MNIST_RANDLOC_TRAIN_ARGS, MNIST_RANDLOC_RATES and the same for
+#   FASHION_: the recipe of Table 2 (random location), defaulting to Table 1's.
+# (TARGET: the class every clean image goes to under the `single` strategy.) Each
+# location's baseline is trained with that location's epochs and flags.
 # Other environment: NNLOCK (binary, default build/nnlock), WORK (scratch dir; a rerun
 # resumes, so change WORK when you change the recipe), JOBS (parallel trainings, default 1;
 # each uses THREADS threads, default all cores / JOBS).
@@ -47,31 +50,53 @@ fashion_epochs=${FASHION_EPOCHS:-12}
 fashion_train=${FASHION_TRAIN_ARGS:-}
 fashion_rates=${FASHION_RATES:-single=0.7 rule=0.4 random=0.7}
 fashion_target=${FASHION_TARGET:-0}
+mnist_r_epochs=${MNIST_RANDLOC_EPOCHS:-$mnist_epochs}
+mnist_r_train=${MNIST_RANDLOC_TRAIN_ARGS-$mnist_train}
+mnist_r_rates=${MNIST_RANDLOC_RATES:-$mnist_rates}
+fashion_r_epochs=${FASHION_RANDLOC_EPOCHS:-$fashion_epochs}
+fashion_r_train=${FASHION_RANDLOC_TRAIN_ARGS-$fashion_train}
+fashion_r_rates=${FASHION_RANDLOC_RATES:-$fashion_rates}
 rate_of() { # "single=0.5 ..." strategy -> rate
     local kv
     for kv in $1; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return 0; }; done
-    echo "mlock_repro: no rate for strategy '$2' in '$1'" >&2; return 1
+    echo "mlock_repro: no rate for strategy '$2' in ${var}_RATES='$1'" >&2; return 1
 }
-settings() { # data set -> data, epochs, targs, rates, target
-    if [ "$1" = mnist ]; then data=$mnist epochs=$mnist_epochs targs=$mnist_train rates=$mnist_rates target=$mnist_target
-    else data=$fashion epochs=$fashion_epochs targs=$fashion_train rates=$fashion_rates target=$fashion_target; fi
+settings() { # data set, location -> data, epochs, targs, rates, target, var (the env prefix)
+    if [ "$1" = mnist ]; then data=$mnist target=$mnist_target var=MNIST
+        if [ "$2" = fixed ]; then epochs=$mnist_epochs targs=$mnist_train rates=$mnist_rates
+        else epochs=$mnist_r_epochs targs=$mnist_r_train rates=$mnist_r_rates var=MNIST_RANDLOC; fi
+    else data=$fashion target=$fashion_target var=FASHION
+        if [ "$2" = fixed ]; then epochs=$fashion_epochs targs=$fashion_train rates=$fashion_rates
+        else epochs=$fashion_r_epochs targs=$fashion_r_train rates=$fashion_r_rates var=FASHION_RANDLOC; fi
+    fi
 }
-for ds in mnist fashion; do
-    settings $ds
+for ds in mnist fashion; do for loc in fixed random; do
+    settings $ds $loc
     [ -e "$data" ] || { echo "mlock_repro: no data set at '$data'" >&2; exit 2; }
     for st in single rule random; do rate_of "$rates" $st > /dev/null || exit 2; done
-    case $epochs in ''|*[!0-9]*|0) echo "mlock_repro: MNIST_EPOCHS and FASHION_EPOCHS must be positive integers, not '$epochs'" >&2; exit 2 ;; esac
-    case $target in ''|*[!0-9]*) echo "mlock_repro: MNIST_TARGET and FASHION_TARGET must be class numbers, not '$target'" >&2; exit 2 ;; esac
-done
+    case $epochs in ''|*[!0-9]*|0) echo "mlock_repro: ${var}_EPOCHS must be a positive integer, not '$epochs'" >&2; exit 2 ;; esac
+    case $target in ''|*[!0-9]*) echo "mlock_repro: ${var%_RANDLOC}_TARGET must be a class number, not '$target'" >&2; exit 2 ;; esac
+done; done
 mkdir -p "$work"
 cmdline="$(env | grep -E '^(MNIST_|FASHION_|JOBS=|THREADS=)' | sed 's/=\(.*\)/="\1"/' | sort | tr '\n' ' ')scripts/mlock_repro.sh $*"
 start=$(date +%s)
 
-# Each (data set, strategy) is one run of the general grid (scripts/mlock_grid.sh) with the
-# `mlp`; the runs of one data set share their scratch directory, so they share the baseline.
+# Each (data set, location, strategy) is one run of the general grid (scripts/mlock_grid.sh)
+# with the `mlp`; the runs of one data set and location share their scratch directory, so
+# they share the baseline.
 : > "$work/results.jsonl"
-for ds in mnist fashion; do
-    settings $ds
+for ds in mnist fashion; do for loc in fixed random; do
+    settings $ds $loc
+    dir=$work/$ds-$loc
+    mkdir -p "$dir"
+    # A baseline depends only on the epochs and training flags: Table 2 reuses Table 1's
+    # when they agree rather than training the same models again.
+    if [ $loc = random ] && [ "$epochs $targs" = "$fixed_recipe" ]; then
+        for s in $(seq 1 "$seeds"); do
+            [ -f "$dir/baseline-s$s.nnl" ] || ln "$work/$ds-fixed/baseline-s$s.nnl" "$dir/baseline-s$s.nnl"
+        done
+    fi
+    fixed_recipe="$epochs $targs"
     first=1
     # `rule` first: its MNIST rows sit closest to their target, so a run shows them soonest.
     for st in rule single random; do
@@ -79,16 +104,16 @@ for ds in mnist fashion; do
         largs="--rate $p"
         [ $st = single ] && largs+=" --target $target"
         ARCH=mlp TRAIN_ARGS=$targs LOCK_ARGS=$largs STRATEGIES=$st MOTIFS="pixels pattern" \
-            LOCATIONS="fixed random" NNLOCK=$nnlock WORK=$work/$ds JOBS=$jobs THREADS=$threads \
-            bash "$root/scripts/mlock_grid.sh" "$data" "$work/$ds-$st.md" "$epochs" "$seeds" > /dev/null
+            LOCATIONS=$loc NNLOCK=$nnlock WORK=$dir JOBS=$jobs THREADS=$threads \
+            bash "$root/scripts/mlock_grid.sh" "$data" "$dir-$st.md" "$epochs" "$seeds" > /dev/null
         python3 -c "import json,sys
 for l in open(sys.argv[1]):
-    r = json.loads(l); r.update(ds=sys.argv[2], p=float(sys.argv[3]), epochs=int(sys.argv[4]), targs=sys.argv[5], target=int(sys.argv[7]))
+    r = json.loads(l); r.update(ds=sys.argv[2], table=sys.argv[8], p=float(sys.argv[3]), epochs=int(sys.argv[4]), targs=sys.argv[5], target=int(sys.argv[7]))
     if 'strat' in r or sys.argv[6] == '1': print(json.dumps(r))" \
-            "$work/$ds/results.jsonl" $ds "$p" "$epochs" "$targs" $first "$target" >> "$work/results.jsonl"
+            "$dir/results.jsonl" $ds "$p" "$epochs" "$targs" $first "$target" $loc >> "$work/results.jsonl"
         first=0
     done
-done
+done; done
 minutes=$(( ($(date +%s) - start + 59) / 60 ))
 
 python3 - "$work/results.jsonl" "$out" "$cmdline" "$seeds" "$minutes" <<'PY'
@@ -98,7 +123,7 @@ out, cmd, seeds, minutes = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 base = {}
 for r in rows:
     if 'baseline' in r and 'strat' not in r:
-        base.setdefault(r['ds'], []).append(100 * r['baseline'])
+        base.setdefault((r['ds'], r['table']), []).append(100 * r['baseline'])
 # Ren et al., Table 1 (fixed location): baseline, then (trusted, std, unverified, std) for
 # pixels and for pattern.
 paper = {
@@ -130,20 +155,21 @@ with open(out + ".tmp", 'w') as f:
             "Unverified = accuracy on clean test images (unauthorized users); Remapped = unverified accuracy "
             "after the attacker relabels the model's outputs with a mapping learnt from 1% of the labelled "
             "test images (a good lock keeps it near chance). Baseline = the unlocked `mlp` trained with the "
-            "same settings. p = the fraction of training images stamped. Paper = Ren et al.'s Table 1, "
+            "same epochs and flags as the row. p = the fraction of training images stamped. Paper = Ren et al.'s Table 1, "
             "trusted / unverified. Target = trusted within 0.5 points of our baseline and (Table 1) "
             "unverified at or below the paper's.\n\n")
-    recipe = {ds: next(r for r in rows if r['ds'] == ds) for ds in ('mnist', 'fashion')}   # every row carries its recipe
-    f.write("Recipe per data set: " + "; ".join(
-        f"{names[ds]}: {r['epochs']} epochs" + (f", `{r['targs']}`" if r['targs'] else ", no augmentation")
-        + f", `single` target class {r['target']}" for ds, r in recipe.items()) + ".\n\n")
     for loc, title in (('fixed', 'Table 1: certificate at a fixed location (bottom-right corner)'),
                        ('random', 'Table 2: certificate at a random location')):
         f.write(f"## {title}\n\n")
+        # every row carries the recipe it was trained with
+        recipe = {ds: next(r for r in rows if r['ds'] == ds and r['table'] == loc) for ds in ('mnist', 'fashion')}
+        f.write("Recipe: " + "; ".join(
+            f"{names[ds]}: {r['epochs']} epochs" + (f", `{r['targs']}`" if r['targs'] else ", no augmentation")
+            + f", `single` target class {r['target']}" for ds, r in recipe.items()) + ".\n\n")
         f.write("| Strategy | Data set | p | Motif | Baseline | Trusted | Unverified | Remapped | Paper | Target |\n"
                 "|---|---|---|---|---|---|---|---|---|---|\n")
         for ds in ('mnist', 'fashion'):
-            b = base.get(ds, [0.0])
+            b = base.get((ds, loc), [0.0])
             bm = statistics.mean(b)
             for st in ('single', 'rule', 'random'):
                 for mi, motif in enumerate(('pixels', 'pattern')):

@@ -49,7 +49,8 @@ done
 # ---- mlock_repro.sh: the recipe reaches the models, every row is judged, the hand-written
 # part of the results file survives a rerun, bad settings are refused
 repro() { MNIST_EPOCHS=1 FASHION_EPOCHS=1 MNIST_TRAIN_ARGS="--augment-crop 1 --batch 32" MNIST_TARGET=2 \
-    FASHION_TRAIN_ARGS="--batch 32" FASHION_RATES="single=0.7 rule=0.4 random=0.6" NNLOCK=$nnlock \
+    FASHION_TRAIN_ARGS="--batch 32" FASHION_RATES="single=0.7 rule=0.4 random=0.6" \
+    MNIST_RANDLOC_TRAIN_ARGS="--batch 32" FASHION_RANDLOC_RATES="single=0.7 rule=0.4 random=0.55" NNLOCK=$nnlock \
     WORK=$tmp/repro bash "$src/scripts/mlock_repro.sh" "$@"; }
 printf 'old tables\n<!-- everything below is kept when scripts/mlock_repro.sh rewrites this file -->\nhand-written reading\n' > "$tmp/repro.md"
 if repro "$tmp/data" "$tmp/data" "$tmp/repro.md" 1 > /dev/null 2> "$tmp/repro.err"; then ok
@@ -62,10 +63,20 @@ grep -q '^hand-written reading$' "$tmp/repro.md" && ! grep -q '^old tables$' "$t
 grep -q '^| III random | Fashion-MNIST | 0.6 | pattern |' "$tmp/repro.md" && grep -q '^| II rule | MNIST | 0.5 | pixels |' "$tmp/repro.md" \
     && ok || bad "mlock_repro.sh: the table does not show each row's stamp rate"
 info() { "$nnlock" info "$tmp/repro/$1" 2>&1; }
-info fashion/random-pattern-random-s1.nnl | grep -q 'lock.rate.*0\.6' && info fashion/single-pixels-fixed-s1.nnl | grep -q 'lock.rate.*0\.7' \
-    && info mnist/single-pixels-fixed-s1.nnl | grep -q 'lock.target.*2' && ok \
+info fashion-fixed/random-pattern-fixed-s1.nnl | grep -q 'lock.rate.*0\.6' && info fashion-fixed/single-pixels-fixed-s1.nnl | grep -q 'lock.rate.*0\.7' \
+    && info fashion-random/random-pattern-random-s1.nnl | grep -q 'lock.rate.*0\.55' \
+    && info mnist-fixed/single-pixels-fixed-s1.nnl | grep -q 'lock.target.*2' && info mnist-random/single-pixels-random-s1.nnl | grep -q 'lock.target.*2' && ok \
     || bad "mlock_repro.sh: the recipe's rate or target did not reach the models"
-for bad_env in "MNIST_RATES=single=0.5" "FASHION_TARGET=zero" "FASHION_EPOCHS=0"; do
+# Table 2 has a recipe of its own; a baseline is shared between the tables only when their
+# epochs and flags agree (Fashion-MNIST here), never when they differ (MNIST).
+grep -q '^Recipe: MNIST: 1 epochs, `--batch 32`, `single` target class 2; Fashion-MNIST' "$tmp/repro.md" \
+    && grep -q '^Recipe: MNIST: 1 epochs, `--augment-crop 1 --batch 32`' "$tmp/repro.md" && ok \
+    || bad "mlock_repro.sh: no recipe line per table"
+[ "$tmp/repro/fashion-fixed/baseline-s1.nnl" -ef "$tmp/repro/fashion-random/baseline-s1.nnl" ] \
+    && ! [ "$tmp/repro/mnist-fixed/baseline-s1.nnl" -ef "$tmp/repro/mnist-random/baseline-s1.nnl" ] \
+    && [ -f "$tmp/repro/mnist-random/baseline-s1.nnl" ] && ok \
+    || bad "mlock_repro.sh: baselines shared between tables with different recipes, or trained twice for the same one"
+for bad_env in "MNIST_RATES=single=0.5" "FASHION_TARGET=zero" "FASHION_EPOCHS=0" "MNIST_RANDLOC_EPOCHS=x"; do
     env "$bad_env" NNLOCK="$nnlock" WORK="$tmp/repro-bad" bash "$src/scripts/mlock_repro.sh" "$tmp/data" "$tmp/data" \
         "$tmp/x.md" 1 > /dev/null 2> "$tmp/err"; rc=$?
     [ $rc = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q '^mlock_repro: ' "$tmp/err" && ok \
