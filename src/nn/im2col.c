@@ -87,9 +87,14 @@ static inline __mmask16 lanes_in(long d, long lo, long hi) {
     return (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
 }
 
-static const float *shifted(const float *p, long shift) {
-    return (const float *)((uintptr_t)p + (uintptr_t)(intptr_t)(shift * (long)sizeof(float)));
+/* p + shift, computed on the address: the masked loads and stores start from vectors
+ * that may lie partly outside the plane, where pointer arithmetic would be undefined.
+ * Two versions, so that the writer (col2im) need not cast const away. */
+static uintptr_t shifted_addr(uintptr_t p, long shift) {
+    return p + (uintptr_t)(intptr_t)(shift * (long)sizeof(float));
 }
+static const float *shifted(const float *p, long shift) { return (const float *)shifted_addr((uintptr_t)p, shift); }
+static float *shifted_w(float *p, long shift) { return (float *)shifted_addr((uintptr_t)p, shift); }
 
 /* The vectors [a, b) that lie wholly inside the span [d0, d1): they need only the
  * column table, while the few that straddle its ends also need the span test per lane. */
@@ -137,15 +142,15 @@ static void col2im_tap_avx512(const cgeo *g, const taps *t, const uint16_t *cm, 
     const vrange in = inner(d0, d1);
     const size_t rs = (size_t)g->k * g->k * ld;
     for (int c = 0; c < g->c; c++) {
-        float *dst = (float *)shifted(dx + (size_t)c * g->hw, t->shift);
+        float *dst = shifted_w(dx + (size_t)c * g->hw, t->shift);
         const float *row = col + (size_t)c * rs;
         long d = d0 / 16 * 16, v = (d0 / 16) % per;
         for (; d < in.a && d < d1; d += 16, v = next_v(v, per))
-            add_masked((float *)shifted(dst, d), row + d, cm[v] & lanes_in(d, d0, d1));
+            add_masked(shifted_w(dst, d), row + d, cm[v] & lanes_in(d, d0, d1));
         for (; d < in.b; d += 16, v = next_v(v, per))
-            add_masked((float *)shifted(dst, d), row + d, cm[v]);
+            add_masked(shifted_w(dst, d), row + d, cm[v]);
         for (; d < d1; d += 16, v = next_v(v, per))
-            add_masked((float *)shifted(dst, d), row + d, cm[v] & lanes_in(d, d0, d1));
+            add_masked(shifted_w(dst, d), row + d, cm[v] & lanes_in(d, d0, d1));
     }
 }
 #endif
