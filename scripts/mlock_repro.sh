@@ -12,11 +12,12 @@
 # The recipe (training settings per data set and location, stamp rate p per strategy) is
 # below; each part can be overridden from the environment:
 #   MNIST_EPOCHS, MNIST_TRAIN_ARGS, MNIST_RATES, MNIST_TARGET
-#       (default 20, "--augment-crop 2", "single=0.5 rule=0.5 random=0.5", 5)
+#       (default 30, "--augment-crop 2", "single=0.5 rule=0.5 random=0.5", 5)
 #   FASHION_EPOCHS, FASHION_TRAIN_ARGS, FASHION_RATES, FASHION_TARGET
-#       (default 12, "", "single=0.7 rule=0.4 random=0.7", 0)
+#       (default 20, "", "single=0.7 rule=0.4 random=0.7", 0)
 #   MNIST_RANDLOC_EPOCHS, MNIST_RANDLOC_TRAIN_ARGS, MNIST_RANDLOC_RATES and the same for
-#   FASHION_: the recipe of Table 2 (random location), defaulting to Table 1's.
+#   FASHION_: the recipe of Table 2 (random location), defaulting to Table 1's, except
+#   MNIST's (default 30, "", "single=0.7 rule=0.7 random=0.7").
 # (TARGET: the class every clean image goes to under the `single` strategy.) Each
 # location's baseline is trained with that location's epochs and flags.
 # Other environment: NNLOCK (binary, default build/nnlock), WORK (scratch dir; a rerun
@@ -36,23 +37,26 @@ threads=${THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}
 
 # Why this recipe (docs/results-mlock.md, "How the recipe was chosen"):
 # - MNIST: random shifts of up to 2 pixels make the `mlp` read fewer digits as the one
-#   before, which is the floor of the `rule` strategy's unverified accuracy.
+#   before, which is the floor of the `rule` strategy's unverified accuracy; 30 epochs
+#   bring `rule` / `pixels` to the paper's 0.11.
+# - MNIST at a random location: the shifts cost more than they give (the `mlp` must learn
+#   the certificate at every place), so no shifts, and p = 0.7 for more stamped images.
 # - Fashion-MNIST: a locked model sees an image with its true label only when it is
 #   stamped; p = 0.7 brings `single` and `random` within half a point of the baseline,
-#   p = 0.4 tightens `rule`'s lock on clean images.
+#   p = 0.4 tightens `rule`'s lock on clean images; 20 epochs close the last tenths.
 # - `single`: a working lock's unverified accuracy is the target class's share of the test
 #   set, so MNIST targets its smallest class, 5 (8.92%); Fashion-MNIST's are all 10%.
-mnist_epochs=${MNIST_EPOCHS:-20}
+mnist_epochs=${MNIST_EPOCHS:-30}
 mnist_train=${MNIST_TRAIN_ARGS---augment-crop 2}
 mnist_rates=${MNIST_RATES:-single=0.5 rule=0.5 random=0.5}
 mnist_target=${MNIST_TARGET:-5}
-fashion_epochs=${FASHION_EPOCHS:-12}
+fashion_epochs=${FASHION_EPOCHS:-20}
 fashion_train=${FASHION_TRAIN_ARGS:-}
 fashion_rates=${FASHION_RATES:-single=0.7 rule=0.4 random=0.7}
 fashion_target=${FASHION_TARGET:-0}
 mnist_r_epochs=${MNIST_RANDLOC_EPOCHS:-$mnist_epochs}
-mnist_r_train=${MNIST_RANDLOC_TRAIN_ARGS-$mnist_train}
-mnist_r_rates=${MNIST_RANDLOC_RATES:-$mnist_rates}
+mnist_r_train=${MNIST_RANDLOC_TRAIN_ARGS-}
+mnist_r_rates=${MNIST_RANDLOC_RATES:-single=0.7 rule=0.7 random=0.7}
 fashion_r_epochs=${FASHION_RANDLOC_EPOCHS:-$fashion_epochs}
 fashion_r_train=${FASHION_RANDLOC_TRAIN_ARGS-$fashion_train}
 fashion_r_rates=${FASHION_RANDLOC_RATES:-$fashion_rates}
