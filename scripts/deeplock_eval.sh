@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
     --fractions) FRACTIONS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --probe128-budget) P128_BUDGET=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;  # the header comment, however long
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
