@@ -11,8 +11,10 @@ static void usage(FILE *out) {
         "usage: nnlock stamp --key KEY IN.png OUT.png\n"
         "       nnlock stamp --key KEY --data PATH --out DIR [--split test|train] [--limit N]\n\n"
         "Stamps the certificate onto an image (PNG, JPEG, PPM/PGM in; PNG out), or onto\n"
-        "every image of a data set, written as DIR/<class>/<index>.png (an image folder\n"
-        "that nnlock can read back).\n\n"
+        "every image of a data set, written as DIR/<split>/<class>/<index>.png: an image\n"
+        "folder data set that --data DIR reads back with the same labels (class folders\n"
+        "whose names would not sort in label order get the label as a zero-padded prefix,\n"
+        "e.g. 0_T-shirt_top). Stamp both splits into one DIR to train on stamped images.\n\n"
         "  -k, --key FILE     certificate key (from keygen or train --lock certificate)\n"
         "  -d, --data PATH    data set to stamp\n"
         "  -o, --out DIR      output directory for --data\n"
@@ -34,20 +36,53 @@ static int stamp_files(const char *cmd, const nnl_cert *k, const char *in, const
     return st ? cli_lib_fail(cmd, st) : 0;
 }
 
+/* An image folder's labels are its class folders in strcmp order (src/data/imagefolder.c),
+ * so the folders must sort in label order or the stamped set would come back relabelled
+ * (Fashion-MNIST's names do not; GTSRB's "10" sorts before "2"). A '/' in a name (Fashion-
+ * MNIST's "T-shirt/top") would make a subfolder, and a leading '.' a hidden folder. */
+static void class_dirs(const nnl_dataset *ds, char (*names)[128]) {
+    int sorted = ds->class_names != NULL, width = snprintf(NULL, 0, "%d", ds->nclass - 1);
+    for (int j = 0; j < ds->nclass; j++) {
+        const char *n = ds->class_names ? ds->class_names[j] : "";
+        snprintf(names[j], sizeof names[j], "%s", n);
+        for (char *p = names[j]; *p; p++)
+            if (*p == '/' || (p == names[j] && *p == '.')) *p = '_';
+        if (!names[j][0] || (j > 0 && strcmp(names[j - 1], names[j]) >= 0)) sorted = 0;
+    }
+    if (sorted) return;
+    for (int j = 0; j < ds->nclass; j++) {
+        char clean[128];
+        snprintf(clean, sizeof clean, "%s", names[j]);
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", j);
+        /* names that are just the label ("0".."42") become the padded label alone */
+        if (!clean[0] || !strcmp(clean, idx)) snprintf(names[j], sizeof names[j], "%0*d", width, j);
+        else snprintf(names[j], sizeof names[j], "%0*d_%.100s", width, j, clean);
+    }
+}
+
 static int stamp_data(const char *cmd, const nnl_cert *k, const char *data, int split, const char *dir,
                       long limit, uint64_t seed) {
     nnl_dataset ds = {0};
     if (cli_load_data(cmd, data, split, &ds)) return 1;
     int rc = 1;
+    char path[4096 + 256], (*names)[128] = NULL; /* root (< 3936) + class + file name */
     if (ds.c != k->c || ds.h != k->h || ds.w != k->w) {
         cli_fail(cmd, "the key is for %dx%dx%d images but %s has %dx%dx%d", k->c, k->h, k->w, data, ds.c, ds.h, ds.w);
         goto done;
     }
+    /* DIR/<split>/ is the layout the image-folder loader reads (src/data/dataset.c) */
+    char root[4096];
+    if (snprintf(root, sizeof root, "%s/%s", dir, split == NNL_SPLIT_TRAIN ? "train" : "test") >= (int)sizeof root - 160) {
+        cli_fail(cmd, "output directory name too long: %s", dir);
+        goto done;
+    }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno)); goto done; }
-    char path[4096];
+    if (mkdir(root, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", root, strerror(errno)); goto done; }
+    if (!(names = malloc((size_t)ds.nclass * sizeof *names))) { cli_fail(cmd, "out of memory"); goto done; }
+    class_dirs(&ds, names);
     for (int j = 0; j < ds.nclass; j++) {
-        snprintf(path, sizeof path, "%s/%s", dir, ds.class_names ? ds.class_names[j] : "");
-        if (!ds.class_names) snprintf(path, sizeof path, "%s/%d", dir, j);
+        snprintf(path, sizeof path, "%s/%s", root, names[j]);
         if (mkdir(path, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", path, strerror(errno)); goto done; }
     }
     int64_t n = limit > 0 && limit < ds.n ? limit : ds.n;
@@ -56,14 +91,14 @@ static int stamp_data(const char *cmd, const nnl_cert *k, const char *data, int 
         uint8_t *img = ds.pixels + (size_t)i * isz;
         nnl_cert_stamp(k, img, ds.c, ds.h, ds.w, seed ^ (uint64_t)i);
         int y = ds.labels[i];
-        if (ds.class_names) snprintf(path, sizeof path, "%s/%s/%06lld.png", dir, ds.class_names[y], (long long)i);
-        else snprintf(path, sizeof path, "%s/%d/%06lld.png", dir, y, (long long)i);
+        snprintf(path, sizeof path, "%s/%s/%06lld.png", root, names[y], (long long)i);
         int st = nnl_image_save_png(path, img, ds.c, ds.h, ds.w);
         if (st) { cli_lib_fail(cmd, st); goto done; }
     }
-    printf("stamped %lld images into %s\n", (long long)n, dir);
+    printf("stamped %lld images into %s (read back with --data %s)\n", (long long)n, root, dir);
     rc = 0;
 done:
+    free(names);
     nnl_dataset_free(&ds);
     return rc;
 }

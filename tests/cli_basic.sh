@@ -52,7 +52,16 @@ grep -q "| rule |" "$tmp/out" && ok || bad "eval table missing: $(cat "$tmp/out"
 expect_ok "keygen" "$nnlock" keygen --shape 1x12x12 --motif pixels -o k.key
 expect_fail "keygen refuses to overwrite" "$nnlock" keygen --shape 1x12x12 -o k.key
 "$nnlock" stamp --key l.nnl.key --data data --out stamped --limit 8 >/dev/null 2>&1 && ok || bad "stamp --data"
-first=$(ls stamped/*/*.png | head -1)
+first=$(ls stamped/test/*/*.png | head -1)
+# A stamped data set reads back with its labels: class names that hold a '/' or a leading
+# '.', or that do not sort in label order, must not relabel it (Fashion-MNIST's do not).
+mkdir named && cp data/* named/ && printf 'zeta/top\nalpha\n.hidden\nmu\nc4\nc5\nc6\nc7\nc8\nc9\n' > named/classes.txt
+expect_ok "stamp --data with awkward class names" "$nnlock" stamp --key l.nnl.key --data named --out st-named
+expect_ok "eval --key" "$nnlock" eval --data data --key l.nnl.key l.nnl --json
+trusted=$(/usr/bin/python3 -c "import json; print(round(json.load(open('$tmp/out'))['trusted_mean'] * 200))")
+expect_ok "eval the stamped data set" "$nnlock" eval l.nnl --data st-named --json
+back=$(/usr/bin/python3 -c "import json; print(json.load(open('$tmp/out'))['correct'])")
+[ "$back" = "$trusted" ] && ok || bad "stamped data set read back: $back correct, eval --key says $trusted"
 expect_ok "stamp file" "$nnlock" stamp --key l.nnl.key "$first" again.png
 cmp -s "$first" again.png && ok || bad "stamping a stamped image changed it"
 expect_ok "predict --key" "$nnlock" predict --key l.nnl.key l.nnl "$first"
