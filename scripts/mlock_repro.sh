@@ -84,6 +84,8 @@ done; done
 mkdir -p "$work"
 cmdline="$(env | grep -E '^(MNIST_|FASHION_|JOBS=|THREADS=)' | sed 's/=\(.*\)/="\1"/' | sort | tr '\n' ' ')scripts/mlock_repro.sh $*"
 start=$(date +%s)
+# A resumed run only trains what is missing, so its time says little about a full run's.
+before=$(find "$work" -name '*.nnl' | wc -l)
 
 # Each (data set, location, strategy) is one run of the general grid (scripts/mlock_grid.sh)
 # with the `mlp`; the runs of one data set and location share their scratch directory, so
@@ -120,10 +122,10 @@ for l in open(sys.argv[1]):
 done; done
 minutes=$(( ($(date +%s) - start + 59) / 60 ))
 
-python3 - "$work/results.jsonl" "$out" "$cmdline" "$seeds" "$minutes" <<'PY'
+python3 - "$work/results.jsonl" "$out" "$cmdline" "$seeds" "$minutes" "$before" <<'PY'
 import json, os, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-out, cmd, seeds, minutes = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+out, cmd, seeds, minutes, before = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
 base = {}
 for r in rows:
     if 'baseline' in r and 'strat' not in r:
@@ -153,8 +155,10 @@ except FileNotFoundError:
     pass
 with open(out + ".tmp", 'w') as f:
     f.write("# M-LOCK reproduction: certificate lock on MNIST and Fashion-MNIST (`mlp`)\n\n")
-    f.write(f"Command: `{cmd}` ({seeds} seeds per row, mean +/- std over seeds; {minutes} minutes "
-            "on this machine).\n\n")
+    took = (f"{minutes} minutes on this machine" if before == 0 else
+            f"{minutes} minutes on this machine, resuming a scratch directory that already held {before} "
+            "of its models, so a run from scratch takes longer")
+    f.write(f"Command: `{cmd}` ({seeds} seeds per row, mean +/- std over seeds; {took}).\n\n")
     f.write("Trusted = accuracy on test images stamped with the certificate (authorized users); "
             "Unverified = accuracy on clean test images (unauthorized users); Remapped = unverified accuracy "
             "after the attacker relabels the model's outputs with a mapping learnt from 1% of the labelled "
@@ -168,7 +172,7 @@ with open(out + ".tmp", 'w') as f:
         # every row carries the recipe it was trained with
         recipe = {ds: next(r for r in rows if r['ds'] == ds and r['table'] == loc) for ds in ('mnist', 'fashion')}
         f.write("Recipe: " + "; ".join(
-            f"{names[ds]}: {r['epochs']} epochs" + (f", `{r['targs']}`" if r['targs'] else ", no augmentation")
+            f"{names[ds]}: {r['epochs']} epoch{'s' if r['epochs'] != 1 else ''}" + (f", `{r['targs']}`" if r['targs'] else ", no augmentation")
             + f", `single` target class {r['target']}" for ds, r in recipe.items()) + ".\n\n")
         f.write("| Strategy | Data set | p | Motif | Baseline | Trusted | Unverified | Remapped | Paper | Target |\n"
                 "|---|---|---|---|---|---|---|---|---|---|\n")

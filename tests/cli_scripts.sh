@@ -69,13 +69,19 @@ info fashion-fixed/random-pattern-fixed-s1.nnl | grep -q 'lock.rate.*0\.6' && in
     || bad "mlock_repro.sh: the recipe's rate or target did not reach the models"
 # Table 2 has a recipe of its own; a baseline is shared between the tables only when their
 # epochs and flags agree (Fashion-MNIST here), never when they differ (MNIST).
-grep -q '^Recipe: MNIST: 1 epochs, `--batch 32`, `single` target class 2; Fashion-MNIST' "$tmp/repro.md" \
-    && grep -q '^Recipe: MNIST: 1 epochs, `--augment-crop 1 --batch 32`' "$tmp/repro.md" && ok \
+grep -q '^Recipe: MNIST: 1 epoch, `--batch 32`, `single` target class 2; Fashion-MNIST' "$tmp/repro.md" \
+    && grep -q '^Recipe: MNIST: 1 epoch, `--augment-crop 1 --batch 32`' "$tmp/repro.md" && ok \
     || bad "mlock_repro.sh: no recipe line per table"
 [ "$tmp/repro/fashion-fixed/baseline-s1.nnl" -ef "$tmp/repro/fashion-random/baseline-s1.nnl" ] \
     && ! [ "$tmp/repro/mnist-fixed/baseline-s1.nnl" -ef "$tmp/repro/mnist-random/baseline-s1.nnl" ] \
     && [ -f "$tmp/repro/mnist-random/baseline-s1.nnl" ] && ok \
     || bad "mlock_repro.sh: baselines shared between tables with different recipes, or trained twice for the same one"
+# A fresh run gives its time; a resumed one says that it trained only what was missing.
+grep -qE '^Command: .*; [0-9]+ minutes on this machine\)\.$' "$tmp/repro.md" && ok || bad "mlock_repro.sh: no run time"
+repro "$tmp/data" "$tmp/data" "$tmp/resumed.md" 1 > /dev/null 2> "$tmp/repro.err" \
+    && grep -qE 'minutes on this machine, resuming a scratch directory that already held [0-9]+ of its models' "$tmp/resumed.md" \
+    && cmp -s <(sed -n '/^## Table 1/,/^Rows that miss/p' "$tmp/repro.md") <(sed -n '/^## Table 1/,/^Rows that miss/p' "$tmp/resumed.md") && ok \
+    || bad "mlock_repro.sh: a resumed run did not say so, or gave other figures: $(tail -2 "$tmp/repro.err")"
 for bad_env in "MNIST_RATES=single=0.5" "FASHION_TARGET=zero" "FASHION_EPOCHS=0" "MNIST_RANDLOC_EPOCHS=x"; do
     env "$bad_env" NNLOCK="$nnlock" WORK="$tmp/repro-bad" bash "$src/scripts/mlock_repro.sh" "$tmp/data" "$tmp/data" \
         "$tmp/x.md" 1 > /dev/null 2> "$tmp/err"; rc=$?
