@@ -3,7 +3,8 @@
 # `mlp`: every strategy x both motifs x fixed and random location, SEEDS seeds each, plus the
 # unlocked baseline, on MNIST and Fashion-MNIST. Writes a Markdown results file with the
 # paper's figures beside ours and, per row, whether it meets the issue's targets (trusted
-# within 0.5 points of our baseline, unverified at or below the paper's).
+# within 0.5 points of our baseline, unverified at or below the paper's; and a lock at all:
+# unverified at most half of trusted).
 #
 #   scripts/mlock_repro.sh MNIST_DIR FASHION_DIR [OUT.md] [SEEDS]
 #   e.g. JOBS=2 THREADS=1 scripts/mlock_repro.sh ../shared/data/mnist \
@@ -16,8 +17,9 @@
 #   FASHION_EPOCHS, FASHION_TRAIN_ARGS, FASHION_RATES, FASHION_TARGET
 #       (default 20, "", "single=0.7 rule=0.4 random=0.7", 0)
 #   MNIST_RANDLOC_EPOCHS, MNIST_RANDLOC_TRAIN_ARGS, MNIST_RANDLOC_RATES and the same for
-#   FASHION_: the recipe of Table 2 (random location), defaulting to Table 1's, except
-#   MNIST's (default 30, "", "single=0.8 rule=0.7 random=0.7").
+#   FASHION_: the recipe of Table 2 (random location) (default MNIST 30, "",
+#   "single=0.8 rule=0.7 random=0.7"; Fashion-MNIST 40, "--lr 0.03",
+#   "single=0.85 rule=0.85 random=0.85").
 # (TARGET: the class every clean image goes to under the `single` strategy.) Each
 # location's baseline is trained with that location's epochs and flags.
 # Other environment: NNLOCK (binary, default build/nnlock), WORK (scratch dir; a rerun
@@ -45,6 +47,8 @@ threads=${THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}
 # - Fashion-MNIST: a locked model sees an image with its true label only when it is
 #   stamped; p = 0.7 brings `single` and `random` within half a point of the baseline,
 #   p = 0.4 tightens `rule`'s lock on clean images; 20 epochs close the last tenths.
+# - Fashion-MNIST at a random location: learning rate 0.03, p = 0.85 and 40 epochs come
+#   closest to the baseline; weight decay and Adam do not help (one-seed probes).
 # - `single`: a working lock's unverified accuracy is the target class's share of the test
 #   set, so MNIST targets its smallest class, 5 (8.92%); Fashion-MNIST's are all 10%.
 mnist_epochs=${MNIST_EPOCHS:-30}
@@ -58,9 +62,9 @@ fashion_target=${FASHION_TARGET:-0}
 mnist_r_epochs=${MNIST_RANDLOC_EPOCHS:-$mnist_epochs}
 mnist_r_train=${MNIST_RANDLOC_TRAIN_ARGS-}
 mnist_r_rates=${MNIST_RANDLOC_RATES:-single=0.8 rule=0.7 random=0.7}
-fashion_r_epochs=${FASHION_RANDLOC_EPOCHS:-$fashion_epochs}
-fashion_r_train=${FASHION_RANDLOC_TRAIN_ARGS-$fashion_train}
-fashion_r_rates=${FASHION_RANDLOC_RATES:-$fashion_rates}
+fashion_r_epochs=${FASHION_RANDLOC_EPOCHS:-40}
+fashion_r_train=${FASHION_RANDLOC_TRAIN_ARGS---lr 0.03}
+fashion_r_rates=${FASHION_RANDLOC_RATES:-single=0.85 rule=0.85 random=0.85}
 rate_of() { # "single=0.5 ..." strategy -> rate
     local kv
     for kv in $1; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return 0; }; done
@@ -156,8 +160,9 @@ except FileNotFoundError:
     pass
 with open(out + ".tmp", 'w') as f:
     f.write("# M-LOCK reproduction: certificate lock on MNIST and Fashion-MNIST (`mlp`)\n\n")
-    took = (f"{minutes} minutes on this machine" if before == 0 else
-            f"{minutes} minutes on this machine, resuming a scratch directory that already held {before} "
+    mins = f"{minutes} minute{'s' if minutes != '1' else ''} on this machine"
+    took = (mins if before == 0 else
+            f"{mins}, resuming a scratch directory that already held {before} "
             "of its models, so a run from scratch takes longer")
     f.write(f"Command: `{cmd}` ({seeds} seeds per row, mean +/- std over seeds; {took}).\n\n")
     f.write("Trusted = accuracy on test images stamped with the certificate (authorized users); "
@@ -166,7 +171,8 @@ with open(out + ".tmp", 'w') as f:
             "test images (a good lock keeps it near chance). Baseline = the unlocked `mlp` trained with the "
             "same epochs and flags as the row. p = the fraction of training images stamped. Paper = Ren et al.'s Table 1, "
             "trusted / unverified. Target = trusted within 0.5 points of our baseline and (Table 1) "
-            "unverified at or below the paper's.\n\n")
+            "unverified at or below the paper's; a row whose unverified accuracy is more than half its trusted "
+            "accuracy is a miss too (no lock), however near its baseline.\n\n")
     for loc, title in (('fixed', 'Table 1: certificate at a fixed location (bottom-right corner)'),
                        ('random', 'Table 2: certificate at a random location')):
         f.write(f"## {title}\n\n")
@@ -189,6 +195,8 @@ with open(out + ".tmp", 'w') as f:
                     why = []
                     if bm - tm > 0.5: why.append(f"trusted {bm - tm:.2f} under")
                     if loc == 'fixed' and round(um, 2) > pap[2]: why.append(f"unverified {um - pap[2]:.2f} over")
+                    # a row can sit near its baseline only because nothing is locked
+                    if um > tm / 2: why.append(f"no lock: unverified {um:.2f}")
                     if why: misses.append(f"{title.split(':')[0]}, {names[ds]} {st} {motif}: " + ", ".join(why))
                     papc = f"{pap[0]:.2f} / {pap[2]:.2f}" if loc == 'fixed' else "-"
                     f.write(f"| {sname[st]} | {names[ds]} | {r['p']:g} | {motif} | {pm(bm, sd(b))} | "

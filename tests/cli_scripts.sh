@@ -50,7 +50,8 @@ done
 # part of the results file survives a rerun, bad settings are refused
 repro() { MNIST_EPOCHS=1 FASHION_EPOCHS=1 MNIST_TRAIN_ARGS="--augment-crop 1 --batch 32" MNIST_TARGET=2 \
     FASHION_TRAIN_ARGS="--batch 32" FASHION_RATES="single=0.7 rule=0.4 random=0.6" \
-    MNIST_RANDLOC_TRAIN_ARGS="--batch 32" FASHION_RANDLOC_RATES="single=0.7 rule=0.4 random=0.55" NNLOCK=$nnlock \
+    MNIST_RANDLOC_TRAIN_ARGS="--batch 32" FASHION_RANDLOC_EPOCHS=1 FASHION_RANDLOC_TRAIN_ARGS="--batch 32" \
+    FASHION_RANDLOC_RATES="single=0.7 rule=0.4 random=0.55" NNLOCK=$nnlock \
     WORK=$tmp/repro bash "$src/scripts/mlock_repro.sh" "$@"; }
 printf 'old tables\n<!-- everything below is kept when scripts/mlock_repro.sh rewrites this file -->\nhand-written reading\n' > "$tmp/repro.md"
 if repro "$tmp/data" "$tmp/data" "$tmp/repro.md" 1 > /dev/null 2> "$tmp/repro.err"; then ok
@@ -58,6 +59,15 @@ else bad "mlock_repro.sh failed: $(tail -3 "$tmp/repro.err")"; fi
 [ "$(grep -cE '^\| (I single|II rule|III random) \| (MNIST|Fashion-MNIST) \| [0-9.]+ \| (pixels|pattern) \| .* \| (met|missed: .*) \|$' "$tmp/repro.md")" = 24 ] \
     && ok || bad "mlock_repro.sh: expected 24 judged rows"
 grep -qE '^Rows that miss a target: [0-9]+ of 24\.$' "$tmp/repro.md" && ok || bad "mlock_repro.sh: no count of missed rows"
+# A row is "no lock" exactly when its unverified accuracy is more than half its trusted.
+/usr/bin/python3 - "$tmp/repro.md" <<'PY' && ok || bad "mlock_repro.sh: 'no lock' judged wrongly"
+import sys
+for l in open(sys.argv[1]):
+    c = [x.strip() for x in l.split('|')[1:-1]]
+    if len(c) != 10 or c[0] not in ('I single', 'II rule', 'III random'): continue
+    t, u = float(c[5].split()[0]), float(c[6].split()[0])
+    assert (u > t / 2) == ('no lock' in c[9]), l
+PY
 grep -q '^hand-written reading$' "$tmp/repro.md" && ! grep -q '^old tables$' "$tmp/repro.md" && ok \
     || bad "mlock_repro.sh: the part below the marker was not kept, or the part above it was"
 grep -q '^| III random | Fashion-MNIST | 0.6 | pattern |' "$tmp/repro.md" && grep -q '^| II rule | MNIST | 0.5 | pixels |' "$tmp/repro.md" \
