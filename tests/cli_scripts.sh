@@ -87,9 +87,9 @@ grep -q '^Recipe: MNIST: 1 epoch, `--batch 32`, `single` target class 2; Fashion
     && [ -f "$tmp/repro/mnist-random/baseline-s1.nnl" ] && ok \
     || bad "mlock_repro.sh: baselines shared between tables with different recipes, or trained twice for the same one"
 # A fresh run gives its time; a resumed one says that it trained only what was missing.
-grep -qE '^Command: .*; [0-9]+ minutes on this machine\)\.$' "$tmp/repro.md" && ok || bad "mlock_repro.sh: no run time"
+grep -qE '^Command: .*; [0-9]+ minutes? on this machine\)\.$' "$tmp/repro.md" && ok || bad "mlock_repro.sh: no run time"
 repro "$tmp/data" "$tmp/data" "$tmp/resumed.md" 1 > /dev/null 2> "$tmp/repro.err" \
-    && grep -qE 'minutes on this machine, resuming a scratch directory that already held [0-9]+ of its models' "$tmp/resumed.md" \
+    && grep -qE 'minutes? on this machine, resuming a scratch directory that already held [0-9]+ of its models' "$tmp/resumed.md" \
     && cmp -s <(sed -n '/^## Table 1/,/^Rows that miss/p' "$tmp/repro.md") <(sed -n '/^## Table 1/,/^Rows that miss/p' "$tmp/resumed.md") && ok \
     || bad "mlock_repro.sh: a resumed run did not say so, or gave other figures: $(tail -2 "$tmp/repro.err")"
 for bad_env in "MNIST_RATES=single=0.5" "FASHION_TARGET=zero" "FASHION_EPOCHS=0" "MNIST_RANDLOC_EPOCHS=x"; do
