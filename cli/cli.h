@@ -49,6 +49,8 @@ int cli_bad_option(const char *cmd, int argc, char **argv);
 int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 
+/* Creates a directory unless it exists; on failure reports it and returns 1. */
+int cli_mkdir(const char *cmd, const char *dir);
 /* Loads a data-set split, with a clear message on failure. */
 int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds);
 /* Monotonic clock in seconds. */

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int cli_fail(const char *cmd, const char *fmt, ...) {
@@ -57,6 +58,11 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
         return 2;
     }
     *out = v;
+    return 0;
+}
+
+int cli_mkdir(const char *cmd, const char *dir) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno));
     return 0;
 }
 

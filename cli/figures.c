@@ -1,11 +1,9 @@
 #include "figures.h"
 #include "io/plot.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define GREEN 0x1a9641
 #define RED 0xd7191c
@@ -133,7 +131,7 @@ static int curves_png(const char *cmd, const char *dir, nnl_model *m) {
 }
 
 int cli_figures(const char *cmd, const char *dir, nnl_model *m, const nnl_dataset *test, const nnl_cert *cert) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno));
+    if (cli_mkdir(cmd, dir)) return 1;
     if (cert && certificate_png(cmd, dir, cert, test)) return 1;
     if (examples_png(cmd, dir, m, test, cert)) return 1;
     return curves_png(cmd, dir, m);

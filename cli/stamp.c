@@ -1,10 +1,8 @@
 /* nnlock stamp: apply a certificate to image files or to a whole data set. */
 #include "cli.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -77,13 +75,13 @@ static int stamp_data(const char *cmd, const nnl_cert *k, const char *data, int 
         cli_fail(cmd, "output directory name too long: %s", dir);
         goto done;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno)); goto done; }
-    if (mkdir(root, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", root, strerror(errno)); goto done; }
+    if (cli_mkdir(cmd, dir)) goto done;
+    if (cli_mkdir(cmd, root)) goto done;
     if (!(names = malloc((size_t)ds.nclass * sizeof *names))) { cli_fail(cmd, "out of memory"); goto done; }
     class_dirs(&ds, names);
     for (int j = 0; j < ds.nclass; j++) {
         snprintf(path, sizeof path, "%s/%s", root, names[j]);
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) { cli_fail(cmd, "cannot create %s: %s", path, strerror(errno)); goto done; }
+        if (cli_mkdir(cmd, path)) goto done;
     }
     int64_t n = limit > 0 && limit < ds.n ? limit : ds.n;
     size_t isz = (size_t)ds.c * ds.h * ds.w;
