@@ -38,6 +38,10 @@ int cli_weights_option(int c, int base, cli_weights_opts *w);
  * refused without one unless allow_locked. Prints the error; returns 0 or 1. */
 int cli_load_model(const char *cmd, const char *path, const cli_weights_opts *w, nnl_model **out);
 
+/* Locks m again with the key or passphrase w opened a weight-locked model with (a fresh salt
+ * for a passphrase). Prints the error; returns 0 or 1. */
+int cli_weights_relock(const char *cmd, const char *init_path, nnl_model *m, const cli_weights_opts *w);
+
 /* Prints "nnlock CMD: message" (message from nnl_errmsg() when fmt is NULL) and returns 1. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reports a library failure: "nnlock CMD: <detailed message>". Returns 1. */
@@ -49,10 +53,19 @@ int cli_bad_option(const char *cmd, int argc, char **argv);
 int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 
-/* Creates a directory unless it exists; on failure reports it and returns 1. */
+/* A 64-bit unsigned integer (a seed): digits only, no sign, no overflow. Returns 0 or 2. */
+int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+/* Creates a directory unless it exists (refusing a file there); on failure reports it and
+ * returns 1. */
 int cli_mkdir(const char *cmd, const char *dir);
+/* Before a long computation: can its output be written (nnl_check_writable)? Reports
+ * and returns 1 if not. */
+int cli_check_out(const char *cmd, const char *path, int flags);
 /* Loads a data-set split, with a clear message on failure. */
 int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds);
+/* Renumbers ds's labels to the model's classes, matched by name (nnl_dataset_match_classes):
+ * image folders number classes per split by folder name. Reports and returns 1 on failure. */
+int cli_match_classes(const char *cmd, const nnl_model *m, nnl_dataset *ds, const char *what);
 /* Monotonic clock in seconds. */
 double cli_now(void);
 /* Data sets that are resized on loading (GTSRB) are loaded at the model's input size,

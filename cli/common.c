@@ -61,9 +61,29 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
     return 0;
 }
 
-int cli_mkdir(const char *cmd, const char *dir) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno));
+int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {
+    /* strtoull takes "-1" as 2^64 - 1 and saturates past 2^64; a seed is neither. */
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno || s[strspn(s, " \t")] == '-' || s[strspn(s, " \t")] == '+') {
+        fprintf(stderr, "nnlock %s: %s expects an integer from 0 to 18446744073709551615, got '%s'\n", cmd, opt, s);
+        return 2;
+    }
+    *out = v;
     return 0;
+}
+
+int cli_mkdir(const char *cmd, const char *dir) {
+    int st = nnl_check_writable(dir, NNL_WRITE_DIR);
+    if (st) return cli_lib_fail(cmd, st);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+int cli_check_out(const char *cmd, const char *path, int flags) {
+    int st = nnl_check_writable(path, flags);
+    return st ? cli_lib_fail(cmd, st) : 0;
 }
 
 int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds) {
@@ -73,6 +93,15 @@ int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds)
         fprintf(stderr, "nnlock %s: warning: %lld GTSRB regions of interest reached outside their image and were clamped\n",
                 cmd, (long long)nnl_gtsrb_last_roi_clamped());
     return 0;
+}
+
+int cli_match_classes(const char *cmd, const nnl_model *m, nnl_dataset *ds, const char *what) {
+    int k = nnl_model_nclass(m);
+    const char *names[NNL_MAX_CLASSES];
+    int named = nnl_model_class_name(m, 0) != NULL;
+    for (int i = 0; i < k; i++) names[i] = nnl_model_class_name(m, i);
+    int st = nnl_dataset_match_classes(ds, named ? (char *const *)names : NULL, k, what);
+    return st ? cli_lib_fail(cmd, st) : 0;
 }
 
 void cli_data_for_model(const nnl_model *m) {

@@ -102,7 +102,7 @@ static const char *base_name(const char *path) {
 /* The certificate-lock table: one row, mean +/- std over the given locked models. `first` is
  * models[0] already loaded; lock_table takes it over. */
 static int lock_table(const char *cmd, nnl_model *first, char **models, int nmodels, const char *keyfile, const char *baseline,
-                      const char *data, const nnl_dataset *ds, const cli_weights_opts *wo, double remap, int batch,
+                      const char *data, nnl_dataset *ds, const cli_weights_opts *wo, double remap, int batch,
                       const char *outdir, int json) {
     nnl_cert cert;
     int st = nnl_cert_load(&cert, keyfile);
@@ -124,6 +124,7 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
             nnl_model_free(m);
             goto done;
         }
+        if (cli_match_classes(cmd, m, ds, "test")) { nnl_model_free(m); goto done; }
         const char *s = nnl_model_meta_get(m, "lock.strategy");
         if (s) snprintf(strategy, sizeof strategy, "%s", s);
         if ((st = nnl_cert_check_model(&cert, m, keyfile))) { cli_lib_fail(cmd, st); nnl_model_free(m); goto done; }
@@ -138,7 +139,7 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
     if (baseline) {
         nnl_model *b;
         if (cli_load_model(cmd, baseline, wo, &b)) goto done;
-        int fail = accuracy(cmd, b, ds, NULL, batch, &base);
+        int fail = cli_match_classes(cmd, b, ds, "test") || accuracy(cmd, b, ds, NULL, batch, &base);
         nnl_model_free(b);
         if (fail) goto done;
     }
@@ -222,7 +223,11 @@ static int run(int argc, char **argv) {
     if (cli_load_model(cmd, argv[optind], &wo, &m)) return 1;
     cli_data_for_model(m);
     nnl_dataset ds = {0};
-    if (cli_load_data(cmd, data, split, &ds)) { nnl_model_free(m); return 1; }
+    if (cli_load_data(cmd, data, split, &ds) || cli_match_classes(cmd, m, &ds, split == NNL_SPLIT_TRAIN ? "training" : "test")) {
+        nnl_model_free(m);
+        nnl_dataset_free(&ds);
+        return 1;
+    }
     int rc = 1;
     if (wrong_keys) {
         nnl_model_free(m); /* the report reads the locked file itself */

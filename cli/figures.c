@@ -8,10 +8,11 @@
 #define GREEN 0x1a9641
 #define RED 0xd7191c
 
-static int save(const char *cmd, nnl_canvas *c, const char *dir, const char *name) {
+/* secret: the picture shows the certificate, so it gets the key's mode (0600). */
+static int save(const char *cmd, nnl_canvas *c, const char *dir, const char *name, int secret) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int st = nnl_canvas_save(c, path);
+    int st = nnl_canvas_save(c, path, secret ? NNL_WRITE_SECRET : 0);
     nnl_canvas_free(c);
     return st ? cli_lib_fail(cmd, st) : 0;
 }
@@ -55,7 +56,7 @@ static int certificate_png(const char *cmd, const char *dir, const nnl_cert *k, 
     nnl_canvas_text(&c, x, 15, "stamped", 2, 0);
     nnl_canvas_image(&c, x, 50, img, test->c, test->h, test->w, zi);
     free(img);
-    return save(cmd, &c, dir, "certificate.png");
+    return save(cmd, &c, dir, "certificate.png", 1);
 }
 
 /* Two rows of test images, clean and stamped, with the model's predictions. */
@@ -89,7 +90,7 @@ static int examples_png(const char *cmd, const char *dir, nnl_model *m, const nn
         }
     }
     free(imgs);
-    return save(cmd, &c, dir, "examples.png");
+    return save(cmd, &c, dir, "examples.png", k != NULL);
 }
 
 static int curves_png(const char *cmd, const char *dir, nnl_model *m) {

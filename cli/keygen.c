@@ -45,18 +45,19 @@ static int run(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_fail(cmd, "unexpected argument '%s'", argv[optind]) + 1;
-    if (!force && access(out, F_OK) == 0)
-        return cli_fail(cmd, "%s exists; not overwriting a key (use --force, or choose another name)", out);
+    /* Checked first for the clearer message; the exclusive creation in the save is what
+     * makes two keygens racing for one name end with one key and one failure. */
+    if (nnl_check_writable(out, NNL_WRITE_SECRET | (force ? 0 : NNL_WRITE_NEW)))
+        return cli_fail(cmd, "%s%s", nnl_errmsg(), !force && access(out, F_OK) == 0 ? " (use --force, or choose another name)" : "");
     int st;
     if (weights) {
-        if (force) unlink(out);
-        if ((st = nnl_weights_key_generate(out))) return cli_lib_fail(cmd, st);
+        if ((st = nnl_weights_key_generate(out, force))) return cli_lib_fail(cmd, st);
         printf("wrote a 256-bit Deep-Lock master key to %s (keep it secret)\n", out);
         return 0;
     }
     nnl_cert k;
     if ((st = nnl_cert_generate(&k, sc, sh, sw, &co))) return cli_lib_fail(cmd, st);
-    st = nnl_cert_save(&k, out);
+    st = nnl_cert_save(&k, out, force);
     nnl_cert_free(&k);
     if (st) return cli_lib_fail(cmd, st);
     printf("wrote a certificate key for %dx%dx%d images to %s (keep it secret)\n", sc, sh, sw, out);

@@ -3,8 +3,9 @@
  * command that loads a model gets past a weight lock: cli_load_model.
  *
  * Plaintext weights of a locked model exist only in memory: loading commands decrypt
- * after reading and never write the result; only unlock-weights writes plaintext, to the
- * file the user names.
+ * after reading and never write the result (train --init locks its output again); only
+ * unlock-weights, and train with --write-plaintext, write plaintext, to the file the user
+ * names.
  */
 #include "cli.h"
 #include "weights_report.h"
@@ -23,7 +24,7 @@
 static char *read_passphrase(const char *cmd, const char *path) {
     uint8_t *data = NULL;
     size_t size = 0;
-    int st = nnl_read_file(path, &data, &size, PASSPHRASE_FILE_MAX);
+    int st = nnl_read_file(path, &data, &size, PASSPHRASE_FILE_MAX, 0);
     if (st) { cli_fail(cmd, "passphrase file %s", nnl_errmsg()); return NULL; }
     if (size > 0 && data[size - 1] == '\n') size--;
     if (size > 0 && data[size - 1] == '\r') size--;
@@ -79,6 +80,23 @@ static int unlock_with(const char *cmd, const char *path, nnl_model *m, const cl
         nnl_wl_wipe(key, sizeof key);
     }
     return st ? cli_fail(cmd, "%s: %s", path, nnl_errmsg()) : 0;
+}
+
+int cli_weights_relock(const char *cmd, const char *init_path, nnl_model *m, const cli_weights_opts *w) {
+    int st;
+    if (w->key_file) {
+        uint8_t key[NNL_WEIGHTS_KEY_MAX];
+        size_t len = 0;
+        if ((st = nnl_weights_key_read(w->key_file, key, &len))) return cli_lib_fail(cmd, st);
+        st = nnl_weights_lock(m, key, len);
+        nnl_wl_wipe(key, sizeof key);
+    } else {
+        char *pass = read_passphrase(cmd, w->passphrase_file);
+        if (!pass) return 1;
+        st = nnl_weights_lock_passphrase(m, pass);
+        free_passphrase(pass);
+    }
+    return st ? cli_fail(cmd, "cannot lock the result again with the key of %s: %s", init_path, nnl_errmsg()) : 0;
 }
 
 int cli_weights_option(int c, int base, cli_weights_opts *w) {

@@ -1,6 +1,8 @@
 /* nnlock: dispatch to one subcommand per file. */
 #include "cli.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +46,23 @@ static const nnl_command *find(const char *name) {
     return NULL;
 }
 
+/* Ctrl-C, SIGTERM or a closed terminal during a save: remove the save's temporary file (if
+ * the file system made it a named one), then die of the signal as we would have. */
+static void on_signal(int sig) {
+    nnl_discard_partial_files();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Output that could not be written (a full disk, a closed pipe) is a failure, not exit 0. */
+static int finish(const char *cmd, int rc) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "nnlock %s: cannot write the output: %s\n", cmd, strerror(errno ? errno : EIO));
+        return rc ? rc : 1;
+    }
+    return rc;
+}
+
 /* OpenBLAS picks its kernels when it is loaded, before main runs; the only way to
  * give it the faster SkylakeX kernels on an AVX-512 CPU it does not recognise is to
  * set OPENBLAS_CORETYPE and start again. */
@@ -76,5 +95,13 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { c->usage(stdout); return 0; }
     nnl_blas_reexec(argv);
-    return c->run(argc - 1, argv + 1);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+    return finish(c->name, c->run(argc - 1, argv + 1));
 }

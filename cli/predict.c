@@ -116,6 +116,7 @@ static int run(int argc, char **argv) {
         nnl_dataset ds = {0};
         cli_data_for_model(m);
         if (cli_load_data(cmd, data, NNL_SPLIT_TEST, &ds)) goto done;
+        if (cli_match_classes(cmd, m, &ds, "test")) { nnl_dataset_free(&ds); goto done; }
         if (ds.c != mc || ds.h != mh || ds.w != mw) {
             cli_fail(cmd, "the data set has %dx%dx%d images but the model takes %dx%dx%d", ds.c, ds.h, ds.w, mc, mh, mw);
             nnl_dataset_free(&ds);

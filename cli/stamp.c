@@ -29,7 +29,7 @@ static int stamp_files(const char *cmd, const nnl_cert *k, const char *in, const
         free(px);
         return cli_fail(cmd, "%s: %s", in, nnl_errmsg());
     }
-    st = nnl_image_save_png(out, px, c, h, w);
+    st = nnl_image_save_png(out, px, c, h, w, NNL_WRITE_SECRET);
     free(px);
     return st ? cli_lib_fail(cmd, st) : 0;
 }
@@ -90,7 +90,7 @@ static int stamp_data(const char *cmd, const nnl_cert *k, const char *data, int 
         nnl_cert_stamp(k, img, ds.c, ds.h, ds.w, seed ^ (uint64_t)i);
         int y = ds.labels[i];
         snprintf(path, sizeof path, "%s/%s/%06lld.png", root, names[y], (long long)i);
-        int st = nnl_image_save_png(path, img, ds.c, ds.h, ds.w);
+        int st = nnl_image_save_png(path, img, ds.c, ds.h, ds.w, NNL_WRITE_SECRET);
         if (st) { cli_lib_fail(cmd, st); goto done; }
     }
     printf("stamped %lld images into %s (read back with --data %s)\n", (long long)n, root, dir);

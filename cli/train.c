@@ -14,7 +14,10 @@ static void usage(FILE *out) {
         "  -d, --data PATH        data set directory (default %s)\n"
         "  -a, --arch ARCH        mlp, cnn or a layer spec (default mlp; see 'nnlock help arch')\n"
         "      --init MODEL       start from a saved model's weights (fine-tuning, transfer,\n"
-        "                         attacks) instead of a fresh initialisation; keeps its normalisation\n"
+        "                         attacks) instead of a fresh initialisation; keeps its normalisation.\n"
+        "                         A weight-locked MODEL opened with --weights-key or\n"
+        "                         --weights-passphrase-file gives an output locked with the same key\n"
+        "      --write-plaintext  with a weight-locked --init: write the output unlocked instead\n"
         "  -o, --out FILE         model file to write (default model.nnl)\n"
         "  -e, --epochs N         epochs (default 10)\n"
         "  -b, --batch N          batch size (default 128)\n"
@@ -135,6 +138,30 @@ static int on_epoch_end(nnl_model *m, int epoch, void *user) {
     return NNL_OK;
 }
 
+/* The classes of a model trained further (--init) on a data set: the data set's classes are
+ * matched to the model's by name; a data set with other classes gives its names to the model
+ * (transfer to a new task), so the output never carries class names it was not trained on. */
+static int init_classes(const char *cmd, const char *init, nnl_model *m, nnl_dataset *train) {
+    int k = nnl_model_nclass(m);
+    if (!train->class_names) {
+        if (nnl_model_class_name(m, 0))
+            fprintf(stderr, "nnlock %s: note: the data set has no class names; the output keeps those of %s\n", cmd, init);
+        return 0;
+    }
+    if (nnl_model_class_name(m, 0)) {
+        const char *names[NNL_MAX_CLASSES];
+        for (int i = 0; i < k; i++) names[i] = nnl_model_class_name(m, i);
+        if (nnl_dataset_match_classes(train, (char *const *)names, k, "training") == NNL_OK) return 0;
+    }
+    if (train->nclass != k)
+        return cli_fail(cmd, "the data set has %d classes but %s has %d outputs", train->nclass, init, k);
+    int had = nnl_model_class_name(m, 0) != NULL, st = nnl_model_set_class_names(m, train->class_names, k);
+    if (st) return cli_lib_fail(cmd, st);
+    if (had) fprintf(stderr, "nnlock %s: note: the data set's classes are not those of %s; the output takes the data set's class names\n",
+            cmd, init);
+    return 0;
+}
+
 static const char *const opt_names[] = {"constant", "step", "cosine"};
 
 static int run(int argc, char **argv) {
@@ -144,13 +171,14 @@ static int run(int argc, char **argv) {
         {"nesterov", 0, 0, 4}, {"weight-decay", 1, 0, 5}, {"schedule", 1, 0, 6}, {"step-size", 1, 0, 7},
         {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
-        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24}, CLI_WEIGHTS_LONGOPTS(300),
+        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24},
+        {"write-plaintext", 0, 0, 25}, CLI_WEIGHTS_LONGOPTS(300),
         {"lock", 1, 0, 16}, {"strategy", 1, 0, 17}, {"target", 1, 0, 18}, {"rate", 1, 0, 19}, {"key", 1, 0, 20},
         {"key-out", 1, 0, 21}, {"figures", 1, 0, 22}, CERT_LONGOPTS(400), {0, 0, 0, 0}};
     const char *key = NULL, *key_out = NULL, *figures = NULL;
     int lock = 0, strategy = NNL_STRATEGY_RANDOM, cert_opt_given = 0, lock_opt = 0;
     long target = 0, resize = 32;
-    int crop_roi = 0;
+    int crop_roi = 0, write_plaintext = 0;
     double rate = 0.5;
     nnl_cert_opts co;
     nnl_cert_opts_default(&co);
@@ -195,13 +223,7 @@ static int run(int argc, char **argv) {
         case 11: if (cli_int(cmd, "--augment-crop", optarg, 0, 64, &v)) return 2; o.augment_crop = (int)v; break;
         case 12: o.augment_flip = 1; break;
         case 13: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
-        case 's': {
-            char *end;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (end == optarg || *end) return cli_fail(cmd, "--seed expects a non-negative integer, got '%s'", optarg) + 1;
-            o.seed = s;
-            break;
-        }
+        case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
         case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 14: json = 1; break;
         case 'q': quiet = 1; break;
@@ -225,6 +247,7 @@ static int run(int argc, char **argv) {
         case 22: figures = optarg; break;
         case 23: if (cli_int(cmd, "--resize", optarg, 4, 1024, &resize)) return 2; break;
         case 24: crop_roi = 1; break;
+        case 25: write_plaintext = 1; break;
         default: {
             if (cli_weights_option(c, 300, &wo)) break;
             int r = cert_option(cmd, c, 400, &co);
@@ -240,6 +263,23 @@ static int run(int argc, char **argv) {
         return cli_fail(cmd, "certificate options need --lock certificate") + 1;
     if (key && (cert_opt_given & 2)) return cli_fail(cmd, "--key uses an existing certificate; motif options only apply to a new one") + 1;
     if (o.warmup > o.epochs) return cli_fail(cmd, "--warmup %g is longer than --epochs %d", (double)o.warmup, o.epochs) + 1;
+    if (write_plaintext && !(init && (wo.key_file || wo.passphrase_file)))
+        return cli_fail(cmd, "--write-plaintext is for --init with a weight-locked model and its key") + 1;
+    /* Every output is checked before the run, so that a finished training is never lost to
+     * a missing directory, a read-only mount or a key that is already there. */
+    char key_default[4096];
+    if (lock && !key && !key_out) {
+        if (snprintf(key_default, sizeof key_default, "%s.key", out) >= (int)sizeof key_default)
+            return cli_fail(cmd, "output name too long: %s", out);
+        key_out = key_default;
+    }
+    if (cli_check_out(cmd, out, 0)) return 1;
+    if (lock && !key) {
+        if (!strcmp(key_out, out)) return cli_fail(cmd, "--key-out and -o name the same file: %s", out) + 1;
+        if (nnl_check_writable(key_out, NNL_WRITE_NEW | NNL_WRITE_SECRET))
+            return cli_fail(cmd, "%s; a new key never replaces one (choose another --key-out)", nnl_errmsg());
+    }
+    if (figures && cli_check_out(cmd, figures, NNL_WRITE_DIR)) return 1;
     cli_threads(threads);
     nnl_gtsrb_set_defaults((int)resize, crop_roi);
 
@@ -249,10 +289,10 @@ static int run(int argc, char **argv) {
     memset(&lk, 0, sizeof lk);
     int rc = 1, st;
     if (cli_load_data(cmd, data, NNL_SPLIT_TRAIN, &train) || cli_load_data(cmd, data, NNL_SPLIT_TEST, &test)) goto done;
-    if (limit > 0 && limit < train.n) nnl_dataset_sample(&train, limit, o.seed);
     if (init) {
         if (arch_set) { cli_fail(cmd, "--arch and --init exclude each other: the model file has its architecture"); goto done; }
         if (cli_load_model(cmd, init, &wo, &m)) goto done;
+        if (init_classes(cmd, init, m, &train)) goto done;
         arch = nnl_model_arch(m);
         o.compute_norm = 0;
         /* What we write is a new model: the lock and training records of the old one don't describe it. */
@@ -260,12 +300,22 @@ static int run(int argc, char **argv) {
         nnl_model_meta_remove_prefix(m, "train.");
         nnl_model_meta_set(m, "train.init", init);
     } else {
+        /* A new model takes its classes from the training set: a stray label or an empty
+         * class folder would silently add classes. */
+        if ((st = nnl_dataset_check_classes(&train, "training"))) { cli_lib_fail(cmd, st); goto done; }
         if ((st = nnl_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) || (st = nnl_model_init(m, o.seed))) {
             cli_lib_fail(cmd, st);
             goto done;
         }
-        if (train.class_names) nnl_model_set_class_names(m, train.class_names, train.nclass);
+        if (train.class_names && (st = nnl_model_set_class_names(m, train.class_names, train.nclass))) {
+            cli_lib_fail(cmd, st);
+            goto done;
+        }
     }
+    /* The test split numbers its classes on its own (image folders: by folder name); it is
+     * scored in the model's numbering. */
+    if (cli_match_classes(cmd, m, &test, "test")) goto done;
+    if (limit > 0 && limit < train.n) nnl_dataset_sample(&train, limit, o.seed);
     if ((int)target >= nnl_model_nclass(m)) { cli_fail(cmd, "--target %ld is not a class (0..%d)", target, nnl_model_nclass(m) - 1); goto done; }
     progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0, -1.0};
     lk.ps = &ps;
@@ -275,7 +325,6 @@ static int run(int argc, char **argv) {
     o.progress_user = &ps;
     o.epoch_end = on_epoch_end;
     o.epoch_end_user = &lk;
-    char key_default[4096];
     if (lock) {
         if (key) {
             if ((st = nnl_cert_load(&lk.cert, key))) { cli_lib_fail(cmd, st); goto done; }
@@ -289,10 +338,6 @@ static int run(int argc, char **argv) {
         nnl_cert_train_hooks(&lk.train_hooks, &lk.lock);
         nnl_cert_stamp_hooks(&lk.stamp_hooks, &lk.cert);
         o.hooks = &lk.train_hooks;
-        if (!key) {
-            if (!key_out) { snprintf(key_default, sizeof key_default, "%s.key", out); key_out = key_default; }
-            if (access(key_out, F_OK) == 0) { cli_fail(cmd, "%s exists; not overwriting a key (use --key-out)", key_out); goto done; }
-        }
     }
     if (!quiet)
         fprintf(stderr, "training %s (%zu parameters) on %s: %lld images %dx%dx%d, %d classes, %d threads\n", arch,
@@ -324,13 +369,28 @@ static int run(int argc, char **argv) {
     if (hist) nnl_model_meta_set(m, "train.history", hist);
     free(hist);
     if (lock) nnl_cert_record(m, &lk.lock);
-    if ((st = nnl_model_save(m, out))) {
-        cli_lib_fail(cmd, st);
+    /* A model opened with a weight key leaves locked with it, unless asked otherwise:
+     * plaintext weights are written only where the user says so. */
+    int relocked = 0;
+    if (init && (wo.key_file || wo.passphrase_file) && !write_plaintext) {
+        if (cli_weights_relock(cmd, init, m, &wo)) { json_decref(ps.epochs); goto done; }
+        relocked = 1;
+    }
+    /* The new key first, created exclusively: if it cannot be written, or another run took
+     * the name meanwhile, the old model file is still untouched. If the model then cannot
+     * be written, the key made for it goes too, so a failure changes nothing on disk. */
+    if (lock && !key && (st = nnl_cert_save(&lk.cert, key_out, 0))) {
+        cli_fail(cmd, "%s; nothing was written", nnl_errmsg());
         json_decref(ps.epochs);
         goto done;
     }
-    if (lock && !key && (st = nnl_cert_save(&lk.cert, key_out))) {
-        cli_lib_fail(cmd, st);
+    if ((st = nnl_model_save(m, out))) {
+        if (lock && !key) {
+            unlink(key_out);
+            cli_fail(cmd, "%s; the new key %s was removed again, nothing was changed", nnl_errmsg(), key_out);
+        } else {
+            cli_lib_fail(cmd, st);
+        }
         json_decref(ps.epochs);
         goto done;
     }
@@ -358,6 +418,8 @@ static int run(int argc, char **argv) {
         else
             printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s); model written to %s\n",
                    100.0 * ps.clean, o.epochs, res.seconds, res.images_per_s, out);
+        if (relocked) printf("%s is weight-locked with the key of %s\n", out, init);
+        else if (write_plaintext) printf("%s holds plaintext weights (--write-plaintext)\n", out);
         if (figures) printf("figures written to %s/\n", figures);
     }
     rc = 0;

@@ -81,6 +81,32 @@ int nnl_blas_wants_skylakex(void);
  * only when nothing was needed or the exec failed; the program then runs as it is. */
 void nnl_blas_reexec(char **argv);
 
+/* ---------------------------------------------------------------- files */
+
+/*
+ * Every file nnlock writes is written atomically: to a temporary file in the same
+ * directory (without a name, where the file system allows it), flushed to disk, then
+ * renamed over the target, so a failure, a full disk or a kill leaves the old file as it
+ * was. A target that is a symbolic link is written through (the file it leads to is
+ * replaced; a link to nothing is refused); one that exists and is not a regular file (a
+ * device, a directory, a FIFO) is refused. A replaced file keeps its mode; a new one gets
+ * 0666 less the umask. Flags, where a save takes them:
+ */
+enum {
+    NNL_WRITE_SECRET = 1, /* the file holds or shows a secret: 0600 from its first byte; a
+                             replaced file loses its group and other permissions */
+    NNL_WRITE_NEW = 2,    /* refuse an existing file; created exclusively, so of two writers
+                             racing for the name exactly one succeeds */
+    NNL_WRITE_DIR = 4     /* nnl_check_writable: path is a directory to create or write into */
+};
+/* Checks before a long computation that its output can be written: the target is not a
+ * device or directory (or with NNL_WRITE_DIR, not a file), does not exist (NNL_WRITE_NEW),
+ * and a file can be created in its directory (exists, writable, not a read-only mount). */
+int nnl_check_writable(const char *path, int flags);
+/* Removes the named temporary file of a save in progress, if there is one. Only unlinks:
+ * async-signal-safe, for a SIGINT/SIGTERM handler (the default action should follow). */
+void nnl_discard_partial_files(void);
+
 /* ---------------------------------------------------------------- data */
 
 enum { NNL_SPLIT_TRAIN = 0, NNL_SPLIT_TEST = 1 };
@@ -128,9 +154,31 @@ int nnl_gtsrb_set_defaults(int size, int crop_roi);
 int64_t nnl_gtsrb_last_roi_clamped(void);
 /* Decodes one image file (PNG, JPEG, PPM/PGM) into planar CHW bytes (malloc'd). */
 int nnl_image_load(const char *path, uint8_t **pixels, int *c, int *h, int *w);
-/* Writes planar CHW bytes as a PNG (atomically). */
-int nnl_image_save_png(const char *path, const uint8_t *pixels, int c, int h, int w);
+/* Writes planar CHW bytes as a PNG (atomically; flags: NNL_WRITE_*, e.g. NNL_WRITE_SECRET for
+ * an image that shows a certificate). */
+int nnl_image_save_png(const char *path, const uint8_t *pixels, int c, int h, int w, int flags);
 void nnl_dataset_free(nnl_dataset *ds);
+/*
+ * The classes of a data set against a model's (names[0..n-1], or NULL for a model without
+ * class names). Each class of ds is matched by name: the same name; the name as a folder
+ * (nnl_class_folder_name); that folder name with the label in front ("3_Dress", "03"), as
+ * `nnlock stamp` writes it; or a bare number for a class named by its label ("00012" for
+ * "12"). The labels are renumbered to the model's classes and ds->nclass becomes n, so a
+ * class folder missing from one split, or in another order, changes nothing. A class of
+ * ds with images that matches none is NNL_ERR_FORMAT, naming it. ds without class names
+ * (numbered classes) is left as it is; so is one whose folders are not numbers when the
+ * model has no names. what ("test") names the set in messages.
+ */
+int nnl_dataset_match_classes(nnl_dataset *ds, char *const *names, int n, const char *what);
+/* NNL_OK if every label is a class 0..nclass-1, else a message naming the first odd label,
+ * its image and how many images carry it; whose names the classes ("the model" if NULL). */
+int nnl_dataset_check_labels(const nnl_dataset *ds, int nclass, const char *what, const char *whose);
+/* For a set a new model takes its classes from: every class below the largest label must
+ * have images (classes above it may be empty). A gap means a stray label (an IDX label of
+ * 200 among 0..9 would make a 201-class model) or an empty class folder: the message names it. */
+int nnl_dataset_check_classes(const nnl_dataset *ds, const char *what);
+/* The folder name of a class as nnlock writes it ('/' and a leading '.' become '_'). */
+void nnl_class_folder_name(const char *name, char *out, size_t size);
 /* Keeps the first n images (n <= ds->n). */
 void nnl_dataset_truncate(nnl_dataset *ds, int64_t n);
 /* Keeps n images drawn at random without replacement (seeded), in their original order. */
@@ -314,9 +362,12 @@ void nnl_cert_opts_default(nnl_cert_opts *o);
 /* Makes a certificate for c x h x w images. */
 int nnl_cert_generate(nnl_cert *k, int c, int h, int w, const nnl_cert_opts *o);
 void nnl_cert_free(nnl_cert *k);
-/* Key files (JSON, written atomically with mode 0600). */
-int nnl_cert_save(const nnl_cert *k, const char *path);
+/* Key files (JSON, written atomically, mode 0600 from the first byte). An existing file is
+ * refused unless overwrite (and of two saves racing for a new name, one fails). */
+int nnl_cert_save(const nnl_cert *k, const char *path, int overwrite);
 int nnl_cert_load(nnl_cert *k, const char *path);
+/* The same from a key held in memory; name is used in messages. */
+int nnl_cert_parse(nnl_cert *k, const uint8_t *data, size_t size, const char *name);
 /* Where the motif goes (top-left corner); seed picks it for random placement. */
 void nnl_cert_position(const nnl_cert *k, uint64_t seed, int *x, int *y);
 /* Stamps one c x h x w image in place (idempotent). NNL_ERR_SHAPE if it does not fit. */
@@ -382,10 +433,10 @@ int nnl_weights_unlock_unchecked(nnl_model *m, const uint8_t *key, size_t keylen
  * becomes 0, so outputs are finite. Returns the number of floats zeroed; *total (may be
  * NULL) receives the number of stored floats. */
 size_t nnl_attack_sanitize(nnl_model *m, size_t *total);
-/* Reads a key file (32 or 64 hex digits) / writes a fresh random 256-bit one (mode 0600,
- * refuses to overwrite an existing file). */
+/* Reads a key file (32 or 64 hex digits) / writes a fresh random 256-bit one (mode 0600 from
+ * the first byte; an existing file is refused unless overwrite, then replaced atomically). */
 int nnl_weights_key_read(const char *path, uint8_t *key, size_t *keylen);
-int nnl_weights_key_generate(const char *path);
+int nnl_weights_key_generate(const char *path, int overwrite);
 
 #ifdef __cplusplus
 }

@@ -156,8 +156,16 @@ refuse "train --init a locked model without key" "is weight-locked" \
     "$NNL" train -d "$D" --init "$L" --epochs 1 --quiet -t 1 -o "$T/ft.nnl"
 run "train --init a locked model with its key" \
     "$NNL" train -d "$D" --init "$L" --weights-key "$K" --epochs 1 --quiet -t 1 -o "$T/ft.nnl"
-run "the fine-tuned model is plain" "$NNL" info "$T/ft.nnl"
-check "no lock record in the fine-tuned model" bash -c "! grep -q 'lock.weights' '$T/out'"
+check "train says the output is locked again" grep -q "weight-locked with the key of" "$T/out"
+# The help promises that the key decrypts in memory only: the output is locked again.
+run "the fine-tuned model is locked again" "$NNL" info "$T/ft.nnl"
+check "lock record in the fine-tuned model" grep -q 'lock.weights' "$T/out"
+refuse "the fine-tuned model needs the key" "is weight-locked" "$NNL" eval "$T/ft.nnl" -d "$D" -t 1
+run "the key opens the fine-tuned model" "$NNL" eval "$T/ft.nnl" -d "$D" -t 1 --weights-key "$K"
+run "train --init with --write-plaintext" \
+    "$NNL" train -d "$D" --init "$L" --weights-key "$K" --epochs 1 --quiet -t 1 -o "$T/ftp.nnl" --write-plaintext
+run "the plaintext model is plain" "$NNL" info "$T/ftp.nnl"
+check "no lock record in the plaintext model" bash -c "! grep -q 'lock.weights' '$T/out'"
 
 # ---------------------------------------------------------------- lead's commands, when present
 if "$NNL" help keygen 2> /dev/null | grep -q -- "--weights"; then

@@ -112,7 +112,7 @@ static void test_key_files(void) {
     char p[512], q[512];
     snprintf(p, sizeof p, "%s/k.key", nnl_test_tmpdir());
     nnl_cert k = make(NNL_MOTIF_PIXELS, NNL_PLACE_RANDOM, NNL_CORNER_TL, 3, 32, 32), r;
-    CHECK(nnl_cert_save(&k, p) == NNL_OK);
+    CHECK(nnl_cert_save(&k, p, 0) == NNL_OK);
     struct stat sb;
     CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     CHECK(nnl_cert_load(&r, p) == NNL_OK);

@@ -327,7 +327,7 @@ static void test_images(void) {
         pattern(px, ch, 5, 7, ch);
         char p[4096];
         snprintf(p, sizeof p, "%s", tmp("img/a.png", NULL));
-        CHECK(nnl_image_save_png(p, px, ch, 5, 7) == NNL_OK);
+        CHECK(nnl_image_save_png(p, px, ch, 5, 7, 0) == NNL_OK);
         CHECK(nnl_image_load(p, &got, &c, &h, &w) == NNL_OK);
         CHECK(c == ch && h == 5 && w == 7 && got && memcmp(got, px, (size_t)ch * 35) == 0);
         free(got);
@@ -375,7 +375,7 @@ static void test_images(void) {
 
     /* a PNG cut short */
     pattern(px, 3, 5, 7, 9);
-    CHECK(nnl_image_save_png(tmp("img/cut.png", NULL), px, 3, 5, 7) == NNL_OK);
+    CHECK(nnl_image_save_png(tmp("img/cut.png", NULL), px, 3, 5, 7, 0) == NNL_OK);
     FILE *f = fopen(tmp("img/cut.png", NULL), "rb");
     uint8_t whole[4096];
     size_t wn = f ? fread(whole, 1, sizeof whole, f) : 0;
@@ -392,8 +392,8 @@ static void test_images(void) {
     EXPECT_FAIL(nnl_image_load(tmp("img/ascii.ppm", NULL), &got, &c, &h, &w), "P3");
     nnl_test_write(tmp("img/short.ppm", NULL), "P6\n4 4\n255\nabc", 14);
     EXPECT_FAIL(nnl_image_load(tmp("img/short.ppm", NULL), &got, &c, &h, &w), "short.ppm");
-    EXPECT_FAIL(nnl_image_save_png(tmp("img/x.png", NULL), px, 5, 5, 7), "x.png");
-    EXPECT_FAIL(nnl_image_save_png(tmp("nodir/x.png", NULL), px, 1, 5, 7), "x.png");
+    EXPECT_FAIL(nnl_image_save_png(tmp("img/x.png", NULL), px, 5, 5, 7, 0), "x.png");
+    EXPECT_FAIL(nnl_image_save_png(tmp("nodir/x.png", NULL), px, 1, 5, 7, 0), "x.png");
 }
 
 /* ------------------------------------------------------------------ image folder */
@@ -401,7 +401,7 @@ static void test_images(void) {
 static void folder_image(const char *rel, int c, int h, int w, int seed, int png) {
     uint8_t px[3 * 8 * 8];
     pattern(px, c, h, w, seed);
-    if (png) CHECK(nnl_image_save_png(tmp("%s", rel), px, c, h, w) == NNL_OK);
+    if (png) CHECK(nnl_image_save_png(tmp("%s", rel), px, c, h, w, 0) == NNL_OK);
     else write_pnm(tmp("%s", rel), px, c, h, w);
 }
 

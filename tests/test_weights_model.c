@@ -507,23 +507,23 @@ static void test_tampered(void) {
 
 static void test_key_files(void) {
     const char *k = tmp_path("gen.key");
-    CHECK(nnl_weights_key_generate(k) == NNL_OK);
+    CHECK(nnl_weights_key_generate(k, 0) == NNL_OK);
     struct stat sb;
     CHECK(stat(k, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     uint8_t key[NNL_WEIGHTS_KEY_MAX], again[NNL_WEIGHTS_KEY_MAX];
     size_t len = 0, len2 = 0;
     CHECK(nnl_weights_key_read(k, key, &len) == NNL_OK && len == 32);
-    CHECK(nnl_weights_key_generate(k) == NNL_ERR_IO);
-    CHECK_MSG(errmsg_has("exists; not overwriting a key"), "message: %s", nnl_errmsg());
+    CHECK(nnl_weights_key_generate(k, 0) == NNL_ERR_IO);
+    CHECK_MSG(errmsg_has("exists; not overwriting"), "message: %s", nnl_errmsg());
     CHECK(nnl_weights_key_read(k, again, &len2) == NNL_OK && len2 == 32 && !memcmp(key, again, 32));
     const char *k2 = tmp_path("gen2.key");
-    CHECK(nnl_weights_key_generate(k2) == NNL_OK);
+    CHECK(nnl_weights_key_generate(k2, 0) == NNL_OK);
     CHECK(nnl_weights_key_read(k2, again, &len2) == NNL_OK && memcmp(key, again, 32) != 0);
     const char *bad = tmp_path("bad.key");
     write_all(bad, (const uint8_t *)"0011", 4);
     CHECK(nnl_weights_key_read(bad, key, &len) == NNL_ERR_KEY);
     CHECK(nnl_weights_key_read(tmp_path("missing.key"), key, &len) == NNL_ERR_IO);
-    CHECK(nnl_weights_key_generate("") == NNL_ERR_ARG);
+    CHECK(nnl_weights_key_generate("", 0) == NNL_ERR_ARG);
 }
 
 /* ---------------------------------------------------------------- the probe */

@@ -51,16 +51,24 @@ int nnl_threads(void);
 /* Wall clock in seconds. */
 double nnl_now(void);
 
-/* Reads a whole file into memory, transparently gunzipping "*.gz" / gzip magic.
- * max_bytes bounds the (decompressed) size. */
-int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_bytes);
+/* Reads a whole file into memory, refusing devices and anything larger than max_bytes
+ * before allocating for it. With NNL_READ_GZIP a gzip file is inflated, the bound then
+ * applying to the inflated size (only for formats documented as gzip: IDX). */
+enum { NNL_READ_GZIP = 1 };
+int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_bytes, int flags);
 /* "dir/name", malloc'd (NULL when out of memory). */
 char *nnl_path_join(const char *dir, const char *name);
 /* 1 if path names a regular file (a directory), following links; 0 otherwise. */
 int nnl_is_file(const char *path);
 int nnl_is_dir(const char *path);
-/* Writes data atomically: path.tmp.XXXXXX in the same directory, fsync, rename. */
-int nnl_write_file_atomic(const char *path, const void *data, size_t size);
+/* Writes data atomically with the mode of NNL_WRITE_* flags (see nnlock.h): a temporary
+ * file in the same directory (unnamed where the file system allows), fsync, rename (or
+ * link, for NNL_WRITE_NEW). */
+int nnl_write_file(const char *path, const void *data, size_t size, int flags);
+/* Creates a directory unless it exists (0700 with NNL_WRITE_SECRET, else 0777 less the umask). */
+int nnl_make_dir(const char *path, int flags);
+/* Removes a file; a missing one is not an error. */
+int nnl_remove_file(const char *path);
 
 /* The failure with the lowest index in a parallel loop, so the error reported is the same
  * whatever the thread timing. Workers call nnl_first_error_skip to drop work that can no

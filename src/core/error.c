@@ -23,6 +23,10 @@ int nnl_fail(int status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(last_msg, sizeof last_msg, fmt, ap);
     va_end(ap);
+    /* Messages quote names and values read from files: a control byte (an escape
+     * sequence, a newline) must neither reach the terminal nor break the one-line rule. */
+    for (char *p = last_msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
     return status;
 }
 

@@ -8,6 +8,8 @@
 
 #define CIFAR_PIXELS 3072
 #define CIFAR_MAX_FILES 64
+/* One batch file: the official ones are 30 MB (CIFAR-10) and 150 MB (CIFAR-100 train). */
+#define CIFAR_MAX_FILE ((size_t)1 << 30)
 
 static const char *const cifar10_names[10] = {
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -100,7 +102,7 @@ int nnl_cifar_load(nnl_dataset *ds, const char *const *files, int nfiles, int ci
     size_t sizes[CIFAR_MAX_FILES] = {0};
     int st = NNL_OK;
     for (int f = 0; f < nfiles && !st; f++)
-        st = nnl_read_file(files[f], &bufs[f], &sizes[f], NNL_DATA_MAX_FILE);
+        st = nnl_read_file(files[f], &bufs[f], &sizes[f], CIFAR_MAX_FILE, 0);
     if (!st)
         st = nnl_cifar_parse(ds, (const uint8_t *const *)bufs, sizes, files, nfiles, cifar100_fine);
     for (int f = 0; f < nfiles; f++) free(bufs[f]);

@@ -94,12 +94,19 @@ void nnl_dataset_stats(const nnl_dataset *ds, float *mean, float *std) {
 }
 
 int nnl_read_class_names(const char *path, int n, char ***names) {
+    return nnl_read_class_names_n(path, n, names, NULL);
+}
+
+int nnl_read_class_names_n(const char *path, int n, char ***names, int *count) {
     *names = NULL;
+    if (count) *count = 0;
+    int any = n <= 0;
+    if (any) n = NNL_MAX_CLASSES;
     struct stat sb;
     if (stat(path, &sb) != 0 && errno == ENOENT) return NNL_OK;
     uint8_t *buf = NULL;
     size_t size = 0;
-    int st = nnl_read_file(path, &buf, &size, (size_t)1 << 20);
+    int st = nnl_read_file(path, &buf, &size, (size_t)1 << 20, 0);
     if (st) return st;
     char **out = calloc((size_t)n, sizeof *out);
     if (!out) { free(buf); return nnl_fail(NNL_ERR_NOMEM, "%s: out of memory", path); }
@@ -110,16 +117,19 @@ int nnl_read_class_names(const char *path, int n, char ***names) {
         size_t e = j;
         while (e > i && (buf[e - 1] == '\r' || buf[e - 1] == ' ' || buf[e - 1] == '\t')) e--;
         if (e > i) {
-            if (got >= n) st = nnl_fail(NNL_ERR_FORMAT, "%s: more than the %d class names expected", path, n);
+            if (got >= n && any) st = nnl_fail(NNL_ERR_FORMAT, "%s: more than %d class names", path, n);
+            else if (got >= n) st = nnl_fail(NNL_ERR_FORMAT, "%s: more than the %d class names expected", path, n);
             else if (!(out[got++] = strndup((const char *)buf + i, e - i)))
                 st = nnl_fail(NNL_ERR_NOMEM, "%s: out of memory", path);
         }
         i = j + 1;
     }
     free(buf);
-    if (!st && got != n) st = nnl_fail(NNL_ERR_FORMAT, "%s: %d class names, expected %d", path, got, n);
+    if (!st && any && got < 2) st = nnl_fail(NNL_ERR_FORMAT, "%s: %d class name%s, at least 2 needed", path, got, got == 1 ? "" : "s");
+    if (!st && !any && got != n) st = nnl_fail(NNL_ERR_FORMAT, "%s: %d class names, expected %d", path, got, n);
     if (st) { nnl_free_names(out, n); return st; }
     *names = out;
+    if (count) *count = got;
     return NNL_OK;
 }
 
@@ -165,7 +175,17 @@ static int load_idx(nnl_dataset *ds, const char *path, int split, int *found) {
      * recognise the two data sets everyone uses by their directory name. */
     char names_path[PATH_CAP];
     mkpath(names_path, path, "classes.txt");
-    if (nnl_is_file(names_path)) return nnl_read_class_names(names_path, ds->nclass, &ds->class_names);
+    if (nnl_is_file(names_path)) {
+        /* The names say how many classes there are; a label past them is named, not
+         * silently made into a class of its own. */
+        char **names = NULL;
+        int n = 0;
+        if ((st = nnl_read_class_names_n(names_path, 0, &names, &n))) return st;
+        if ((st = nnl_dataset_check_labels(ds, n, split == NNL_SPLIT_TRAIN ? "training" : "test", names_path))) { nnl_free_names(names, NNL_MAX_CLASSES); return st; }
+        ds->nclass = n;
+        ds->class_names = names;
+        return NNL_OK;
+    }
     static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
     static const char *const digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};

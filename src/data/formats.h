@@ -40,6 +40,9 @@ int nnl_image_decode(const uint8_t *buf, size_t size, const char *name, size_t m
 int nnl_read_class_names(const char *path, int n, char ***names);
 /* Frees an array of n strings (either may be NULL). */
 void nnl_free_names(char **names, int n);
+/* The same for a file whose length says how many classes there are (n <= 0: 2 to
+ * NNL_MAX_CLASSES names; *count receives it; the array has room for NNL_MAX_CLASSES). */
+int nnl_read_class_names_n(const char *path, int n, char ***names, int *count);
 
 /* ---- SVHN and GTSRB (src/data/svhn.c, src/data/gtsrb.c) ---- */
 

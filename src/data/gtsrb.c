@@ -365,7 +365,7 @@ static int add_group(group **gs, int *ng, const char *imgdir, const char *csv_pa
     if (!g->imgdir || !g->csv_path) return nnl_fail(NNL_ERR_NOMEM, "%s: out of memory", csv_path);
     uint8_t *buf = NULL;
     size_t size = 0;
-    int st = nnl_read_file(csv_path, &buf, &size, CSV_MAX_FILE);
+    int st = nnl_read_file(csv_path, &buf, &size, CSV_MAX_FILE, 0);
     if (!st) st = nnl_gtsrb_csv_parse(&g->csv, buf, size, csv_path);
     free(buf);
     return st;

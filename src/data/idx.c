@@ -10,6 +10,10 @@
 #define IDX_LABELS_MAGIC 0x00000801u
 #define IDX_MAX_SIDE 4096u
 #define IDX_MAX_COUNT 10000000u
+/* Per-file bounds (after gunzip): 2 GiB of images is 2.7 million 28x28 ones, beyond which
+ * an image folder serves better; a label file holds one byte per image. */
+#define IDX_MAX_IMAGES_FILE ((size_t)2 << 30)
+#define IDX_MAX_LABELS_FILE ((size_t)(8 + IDX_MAX_COUNT))
 
 static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -90,8 +94,8 @@ int nnl_idx_load(nnl_dataset *ds, const char *images_path, const char *labels_pa
     if (!images_path || !labels_path) return nnl_fail(NNL_ERR_ARG, "nnl_idx_load: NULL path");
     uint8_t *img = NULL, *lbl = NULL;
     size_t ni = 0, nl = 0;
-    int st = nnl_read_file(images_path, &img, &ni, NNL_DATA_MAX_FILE);
-    if (!st) st = nnl_read_file(labels_path, &lbl, &nl, NNL_DATA_MAX_FILE);
+    int st = nnl_read_file(images_path, &img, &ni, IDX_MAX_IMAGES_FILE, NNL_READ_GZIP);
+    if (!st) st = nnl_read_file(labels_path, &lbl, &nl, IDX_MAX_LABELS_FILE, NNL_READ_GZIP);
     if (!st) st = nnl_idx_parse(ds, img, ni, images_path, lbl, nl, labels_path);
     free(img);
     free(lbl);

@@ -145,7 +145,7 @@ int nnl_image_load_rgba(const char *path, uint8_t **pixels, int *c, int *h, int 
     *pixels = NULL;
     uint8_t *buf = NULL;
     size_t size = 0;
-    int st = nnl_read_file(path, &buf, &size, NNL_IMAGE_MAX_FILE);
+    int st = nnl_read_file(path, &buf, &size, NNL_IMAGE_MAX_FILE, 0);
     if (st) return st;
     st = decode(buf, size, path, NNL_IMAGE_MAX_PIXELS, pixels, c, h, w, 1);
     free(buf);
@@ -156,7 +156,7 @@ int nnl_image_load(const char *path, uint8_t **pixels, int *c, int *h, int *w) {
     *pixels = NULL;
     uint8_t *buf = NULL;
     size_t size = 0;
-    int st = nnl_read_file(path, &buf, &size, NNL_IMAGE_MAX_FILE);
+    int st = nnl_read_file(path, &buf, &size, NNL_IMAGE_MAX_FILE, 0);
     if (st) return st;
     st = nnl_image_decode(buf, size, path, NNL_IMAGE_MAX_PIXELS, pixels, c, h, w);
     free(buf);
@@ -184,7 +184,7 @@ static void membuf_write(void *ctx, void *data, int size) {
     m->size += (size_t)size;
 }
 
-int nnl_image_save_png(const char *path, const uint8_t *pixels, int c, int h, int w) {
+int nnl_image_save_png(const char *path, const uint8_t *pixels, int c, int h, int w, int flags) {
     if (!path || !pixels) return nnl_fail(NNL_ERR_ARG, "nnl_image_save_png: NULL argument");
     if (c < 1 || c > NNL_MAX_CHANNELS || h < 1 || w < 1 || h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE)
         return nnl_fail(NNL_ERR_ARG, "%s: cannot write a %dx%dx%d image as PNG", path, c, h, w);
@@ -200,7 +200,7 @@ int nnl_image_save_png(const char *path, const uint8_t *pixels, int c, int h, in
     if (!ok || m.failed)
         st = nnl_fail(m.failed ? NNL_ERR_NOMEM : NNL_ERR_IO, "%s: PNG encoding failed", path);
     else
-        st = nnl_write_file_atomic(path, m.data, m.size);
+        st = nnl_write_file(path, m.data, m.size, flags);
     free(m.data);
     return st;
 }

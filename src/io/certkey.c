@@ -8,15 +8,19 @@
 
 #include <fcntl.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A key for a 4x4096x4096 motif is about 300 MB of JSON; real ones are kilobytes. */
+#define CERT_KEY_MAX_FILE ((size_t)512 << 20)
+
 static const char *const motifs[] = {"pixels", "pattern", "image"};
 static const char *const corners[] = {"bottom-right", "bottom-left", "top-right", "top-left"};
 
-int nnl_cert_save(const nnl_cert *k, const char *path) {
+int nnl_cert_save(const nnl_cert *k, const char *path, int overwrite) {
     json_t *px = json_array(), *mk = json_array();
     size_t mp = (size_t)k->mh * k->mw;
     for (size_t i = 0; i < (size_t)k->c * mp; i++) json_array_append_new(px, json_integer(k->pixels[i]));
@@ -29,9 +33,11 @@ int nnl_cert_save(const nnl_cert *k, const char *path) {
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (!text) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
-    int st = nnl_write_file_atomic(path, text, strlen(text));
+    /* 0600 from the first byte, and created exclusively unless told to overwrite: of two
+     * trainings writing the same key, the second must fail rather than replace it. */
+    int st = nnl_write_file(path, text, strlen(text), NNL_WRITE_SECRET | (overwrite ? 0 : NNL_WRITE_NEW));
+    sodium_memzero(text, strlen(text));
     free(text);
-    if (st == NNL_OK) chmod(path, 0600);
     return st;
 }
 
@@ -81,11 +87,19 @@ int nnl_cert_load(nnl_cert *k, const char *path) {
     memset(k, 0, sizeof *k);
     uint8_t *data;
     size_t size;
-    int st = nnl_read_file(path, &data, &size, 64u << 20);
+    int st = nnl_read_file(path, &data, &size, CERT_KEY_MAX_FILE, 0);
     if (st) return st;
+    st = nnl_cert_parse(k, data, size, path);
+    sodium_memzero(data, size);
+    free(data);
+    return st;
+}
+
+int nnl_cert_parse(nnl_cert *k, const uint8_t *data, size_t size, const char *path) {
+    memset(k, 0, sizeof *k);
+    int st;
     json_error_t err;
     json_t *o = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &err);
-    free(data);
     if (!o) return nnl_fail(NNL_ERR_KEY, "key %s: not a certificate key (JSON error at line %d: %s)", path, err.line, err.text);
     int shape[3] = {0, 0, 0}, version = 0;
     json_t *sh = json_object_get(o, "shape");

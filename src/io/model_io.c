@@ -179,8 +179,12 @@ static int from_file(nnl_model **out, const nnl_st_file *f, const char *path) {
         return st;
     int shape[3] = {0, 0, 0}, nclass = 0;
     if ((st = parse_ints(input, shape, 3, path, "input")) || (st = parse_ints(ncl, &nclass, 1, path, "nclass"))) return st;
+    /* The architecture is checked against the floats the file holds before its buffers
+     * are allocated: a few kilobytes of header must not cost gigabytes. */
+    size_t held = 0;
+    for (int i = 0; i < f->ntensors; i++) held += f->tensors[i].count;
     nnl_model *m;
-    if ((st = nnl_model_create(&m, spec, shape[0], shape[1], shape[2], nclass))) {
+    if ((st = nnl_model_create_within(&m, spec, shape[0], shape[1], shape[2], nclass, held))) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", nnl_errmsg());
         return nnl_fail(NNL_ERR_FORMAT, "%s: the stored architecture is invalid: %s", path, msg);

@@ -99,8 +99,8 @@ void nnl_canvas_image(nnl_canvas *cv, int x, int y, const uint8_t *img, int c, i
         }
 }
 
-int nnl_canvas_save(const nnl_canvas *c, const char *path) {
-    return nnl_image_save_png(path, c->rgb, 3, c->h, c->w);
+int nnl_canvas_save(const nnl_canvas *c, const char *path, int flags) {
+    return nnl_image_save_png(path, c->rgb, 3, c->h, c->w, flags);
 }
 
 int nnl_plot_lines(const char *path, const char *title, const char *xlabel, const nnl_series *s, int ns,
@@ -149,7 +149,7 @@ int nnl_plot_lines(const char *path, const char *title, const char *xlabel, cons
         nnl_canvas_rect(&c, W - R + 15, T + 10 + 20 * k, 12, 12, s[k].rgb);
         nnl_canvas_text(&c, W - R + 33, T + 12 + 20 * k, s[k].name, 1, 0x000000);
     }
-    st = nnl_canvas_save(&c, path);
+    st = nnl_canvas_save(&c, path, 0);
     nnl_canvas_free(&c);
     return st;
 }

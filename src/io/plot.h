@@ -20,7 +20,7 @@ void nnl_canvas_line(nnl_canvas *c, int x0, int y0, int x1, int y1, uint32_t rgb
 int nnl_canvas_text(nnl_canvas *c, int x, int y, const char *s, int scale, uint32_t rgb);
 /* Draws a c x h x w image at (x, y), each pixel as a zoom x zoom block. */
 void nnl_canvas_image(nnl_canvas *cv, int x, int y, const uint8_t *img, int c, int h, int w, int zoom);
-int nnl_canvas_save(const nnl_canvas *c, const char *path);
+int nnl_canvas_save(const nnl_canvas *c, const char *path, int flags);
 
 /* A line chart: series of (x, y) points with names, y range [ymin, ymax]. */
 typedef struct nnl_series { const char *name; const double *x, *y; int n; uint32_t rgb; } nnl_series;

@@ -228,7 +228,7 @@ int nnl_st_write(const char *path, const nnl_st_tensor *t, int nt, const char *c
      * existing file as it was. */
     int st = nnl_st_serialize(t, nt, keys, values, nmeta, &buf, &size);
     if (st) return st;
-    st = nnl_write_file_atomic(path, buf, size);
+    st = nnl_write_file(path, buf, size, 0);
     free(buf);
     return st;
 }
@@ -352,6 +352,8 @@ static int parse_tensor(const char *name, json_t *e, size_t data_size, nnl_st_te
 static int parse_image(const uint8_t *data, size_t size, nnl_st_file *f) {
     char qa[64], qb[64];
     if (!data && size) return st_fail(NNL_ERR_ARG, "NULL data");
+    if (size >= 2 && data[0] == 0x1f && data[1] == 0x8b)
+        return st_fail(NNL_ERR_FORMAT, "the file is gzip-compressed; model files are read as they are (gunzip it first)");
     if (size < 8)
         return st_fail(NNL_ERR_FORMAT, "file of %zu bytes is shorter than the 8-byte header length", size);
     uint64_t n = 0;
@@ -476,7 +478,7 @@ int nnl_st_read(const char *path, nnl_st_file *f) {
     if (!path) return st_fail(NNL_ERR_ARG, "NULL path");
     uint8_t *data;
     size_t size;
-    int st = nnl_read_file(path, &data, &size, NNL_ST_MAX_FILE);
+    int st = nnl_read_file(path, &data, &size, NNL_ST_MAX_FILE, 0);
     if (st) return st;
     st = nnl_st_parse(data, size, f);
     free(data);

@@ -223,7 +223,7 @@ int nnl_wl_key_read(const char *path, uint8_t key[NNL_WL_KEY_MAX], size_t *key_l
     uint8_t *data = NULL;
     size_t size = 0;
     *key_len = 0;
-    int st = nnl_read_file(path, &data, &size, NNL_WL_KEYFILE_MAX);
+    int st = nnl_read_file(path, &data, &size, NNL_WL_KEYFILE_MAX, 0);
     if (st) {
         if (st != NNL_ERR_FORMAT) return st;
         /* Too large or corrupt gzip: whatever it is, it is not a key. */
@@ -245,61 +245,10 @@ static int key_write(const char *path, const uint8_t *key, size_t key_len, int e
     size_t tl = 2 * key_len;
     text[tl++] = '\n';
 
-    /* Not nnl_write_file_atomic: it makes the file 0644, and a key must never be
-     * readable by others, not even for the moment between rename and chmod. mkstemp
-     * creates the temporary 0600. */
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp) { nnl_wl_wipe(text, sizeof text); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.XXXXXX", 12);
-    int st = NNL_OK;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = nnl_fail(NNL_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        goto out;
-    }
-    if (fchmod(fd, 0600) != 0) {
-        st = nnl_fail(NNL_ERR_IO, "%s: cannot set mode 0600: %s", path, strerror(errno));
-        close(fd); unlink(tmp);
-        goto out;
-    }
-    size_t done = 0;
-    while (done < tl) {
-        ssize_t w = write(fd, text + done, tl - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            st = nnl_fail(NNL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-            close(fd); unlink(tmp);
-            goto out;
-        }
-        done += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        st = nnl_fail(NNL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        close(fd); unlink(tmp);
-        goto out;
-    }
-    if (close(fd) != 0) {
-        st = nnl_fail(NNL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (exclusive) {
-        /* link() fails with EEXIST if path appeared meanwhile, where rename() would
-         * silently replace it: a check followed by rename would race with a second keygen. */
-        if (link(tmp, path) != 0) {
-            if (errno == EEXIST) st = nnl_fail(NNL_ERR_IO, "%s exists; not overwriting a key", path);
-            else st = nnl_fail(NNL_ERR_IO, "%s: cannot create the key file: %s", path, strerror(errno));
-        }
-        unlink(tmp);
-    } else if (rename(tmp, path) != 0) {
-        st = nnl_fail(NNL_ERR_IO, "%s: cannot rename the temporary file into place: %s", path, strerror(errno));
-        unlink(tmp);
-    }
-out:
+    /* 0600 from the first byte; a new key is created exclusively, so a second keygen
+     * racing for the same name fails instead of replacing the first one's key. */
+    int st = nnl_write_file(path, text, tl, NNL_WRITE_SECRET | (exclusive ? NNL_WRITE_NEW : 0));
     nnl_wl_wipe(text, sizeof text);
-    free(tmp);
     return st;
 }
 
@@ -308,9 +257,6 @@ int nnl_wl_key_write(const char *path, const uint8_t *key, size_t key_len) {
 }
 
 int nnl_wl_key_write_new(const char *path, const uint8_t *key, size_t key_len) {
-    struct stat sb;
-    /* Checked first only for the clearer message; the link() above is what guarantees it. */
-    if (lstat(path, &sb) == 0) return nnl_fail(NNL_ERR_IO, "%s exists; not overwriting a key", path);
     return key_write(path, key, key_len, 1);
 }
 

@@ -305,11 +305,11 @@ int nnl_weights_key_read(const char *path, uint8_t *key, size_t *keylen) {
     return nnl_wl_key_read(path, key, keylen);
 }
 
-int nnl_weights_key_generate(const char *path) {
+int nnl_weights_key_generate(const char *path, int overwrite) {
     if (!path || !*path) return nnl_fail(NNL_ERR_ARG, "nnl_weights_key_generate: no path");
     uint8_t key[NNL_WL_KEY_MAX];
     int st = nnl_wl_key_generate(key);
-    if (!st) st = nnl_wl_key_write_new(path, key, sizeof key);
+    if (!st) st = overwrite ? nnl_wl_key_write(path, key, sizeof key) : nnl_wl_key_write_new(path, key, sizeof key);
     nnl_wl_wipe(key, sizeof key);
     return st;
 }

@@ -7,6 +7,10 @@
 #include <string.h>
 
 int nnl_model_create(nnl_model **out, const char *arch, int c, int h, int w, int nclass) {
+    return nnl_model_create_within(out, arch, c, h, w, nclass, SIZE_MAX);
+}
+
+int nnl_model_create_within(nnl_model **out, const char *arch, int c, int h, int w, int nclass, size_t max_floats) {
     *out = NULL;
     if (!arch) return nnl_fail(NNL_ERR_ARG, "architecture: none given");
     if (c < 1 || c > NNL_MAX_CHANNELS || h < 1 || w < 1 || h > 4096 || w > 4096)
@@ -26,6 +30,11 @@ int nnl_model_create(nnl_model **out, const char *arch, int c, int h, int w, int
     m->spec = strdup(spec);
     if (!m->arch || !m->spec) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory"); goto fail; }
     if ((st = nnl_model_build(m, spec))) goto fail;
+    if (m->nparams + m->nstate > max_floats) {
+        st = nnl_fail(NNL_ERR_SHAPE, "the architecture has %zu parameters and statistics but only %zu floats are stored",
+                      m->nparams + m->nstate, max_floats);
+        goto fail;
+    }
     m->params = nnl_alloc(m->nparams * sizeof(float));
     m->state = nnl_alloc(m->nstate * sizeof(float));
     if (!m->params || !m->state) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory for %zu parameters", m->nparams); goto fail; }

@@ -38,6 +38,10 @@ struct nnl_model {
     int fold;                /* 1: batch-norm + ReLU pairs run as one layer (tests may clear it) */
 };
 
+/* nnl_model_create, refusing (NNL_ERR_SHAPE) before allocating anything large an architecture
+ * with more than max_floats parameters and statistics: a model file's header must not make
+ * us allocate more than the file holds. */
+int nnl_model_create_within(nnl_model **out, const char *arch, int c, int h, int w, int nclass, size_t max_floats);
 /* Builds the layers from an expanded spec. */
 int nnl_model_build(nnl_model *m, const char *spec);
 /* Expands a preset name ("mlp", "cnn") to a spec; returns arch itself if not a preset. */

@@ -81,7 +81,7 @@ int nnl_check_data(const nnl_model *m, const nnl_dataset *ds, const char *what) 
     if (ds->c != m->input.c || ds->h != m->input.h || ds->w != m->input.w)
         return nnl_fail(NNL_ERR_SHAPE, "the %s set has %dx%dx%d images but the model takes %dx%dx%d",
                         what, ds->c, ds->h, ds->w, m->input.c, m->input.h, m->input.w);
-    if (ds->nclass > m->nclass)
-        return nnl_fail(NNL_ERR_SHAPE, "the %s set has %d classes but the model has %d outputs", what, ds->nclass, m->nclass);
-    return NNL_OK;
+    /* Judged by the labels that occur, not by the set's class count: a stray label must be
+     * named, and an extra class without images is harmless. */
+    return nnl_dataset_check_labels(ds, m->nclass, what, NULL);
 }
