@@ -217,6 +217,7 @@ static int run(int argc, char **argv) {
     if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock eval MODEL [options])") + 1;
     if (!key && optind + 1 < argc) return cli_fail(cmd, "several models need --key (they are compared as locked models)") + 1;
     if (!key && baseline) return cli_fail(cmd, "--baseline needs --key (it compares a locked model with its baseline)") + 1;
+    if (outdir && cli_check_out(cmd, outdir, NNL_WRITE_DIR)) return 1;
     cli_threads(threads);
     /* Loaded before the data: data sets resized on loading (GTSRB) follow the model. */
     nnl_model *m = NULL;

@@ -276,8 +276,9 @@ static int run(int argc, char **argv) {
     if (cli_check_out(cmd, out, 0)) return 1;
     if (lock && !key) {
         if (!strcmp(key_out, out)) return cli_fail(cmd, "--key-out and -o name the same file: %s", out) + 1;
-        if (nnl_check_writable(key_out, NNL_WRITE_NEW | NNL_WRITE_SECRET))
-            return cli_fail(cmd, "%s; a new key never replaces one (choose another --key-out)", nnl_errmsg());
+        if (cli_check_out(cmd, key_out, NNL_WRITE_SECRET)) return 1;
+        if (access(key_out, F_OK) == 0)
+            return cli_fail(cmd, "%s exists; a new key never replaces one (choose another --key-out)", key_out);
     }
     if (figures && cli_check_out(cmd, figures, NNL_WRITE_DIR)) return 1;
     cli_threads(threads);
@@ -380,7 +381,7 @@ static int run(int argc, char **argv) {
      * the name meanwhile, the old model file is still untouched. If the model then cannot
      * be written, the key made for it goes too, so a failure changes nothing on disk. */
     if (lock && !key && (st = nnl_cert_save(&lk.cert, key_out, 0))) {
-        cli_fail(cmd, "%s; nothing was written", nnl_errmsg());
+        cli_fail(cmd, "%s; the model was not written either", nnl_errmsg());
         json_decref(ps.epochs);
         goto done;
     }

@@ -3,12 +3,13 @@
 #   scripts/install-deps.sh           build + run: compiler, CMake, OpenBLAS (OpenMP build),
 #                                     Jansson, libsodium, matio, stb, zlib, Fashion-MNIST
 #   scripts/install-deps.sh --test    also what the tests use: PyTorch (reference values),
-#                                     clang + its runtime (libFuzzer), jemalloc (benchmarks)
+#                                     clang + its runtime (libFuzzer), jemalloc (benchmarks),
+#                                     strace (the hostile suite checks the modes files are made with)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev libsodium-dev
       libmatio-dev libstb-dev zlib1g-dev dataset-fashion-mnist)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(python3-torch python3-numpy clang libclang-rt-14-dev libjemalloc2)
+    pkgs+=(python3-torch python3-numpy clang libclang-rt-14-dev libjemalloc2 strace)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

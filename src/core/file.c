@@ -325,7 +325,7 @@ int nnl_write_file(const char *path, const void *data, size_t size, int flags) {
     if (e) {
         close(fd);
         if (named) { unlink(name); partial_clear(); }
-        return nnl_fail(NNL_ERR_IO, "%s: %s: %s (the file there is unchanged)", path, what, strerror(e));
+        return nnl_fail(NNL_ERR_IO, "%s: %s: %s%s", path, what, strerror(e), t.exists ? " (the old file is unchanged)" : "");
     }
     if (!named) {
         if (flags & NNL_WRITE_NEW) {
