@@ -5,6 +5,7 @@
 #include "nnlock.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #define NNL_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
@@ -42,6 +43,20 @@ int cli_load_model(const char *cmd, const char *path, const cli_weights_opts *w,
  * for a passphrase). Prints the error; returns 0 or 1. */
 int cli_weights_relock(const char *cmd, const char *init_path, nnl_model *m, const cli_weights_opts *w);
 
+/* JSON output (json_out.c). cli_jnum: a number, or null when it is NaN or Inf (counted in
+ * *nulls, which may be NULL); cli_jstr: a string, repaired to UTF-8. cli_json_emit prints doc
+ * (an object, or an array when nulls is 0) and frees it; when nulls > 0 it first adds a field
+ * "null_values" saying why (why). A doc that could not be built (NULL) or written is an error:
+ * reports it and returns 1. */
+json_t *cli_jnum(double v, int *nulls);
+json_t *cli_jstr(const char *s);
+int cli_json_emit(const char *cmd, json_t *doc, int nulls, const char *why);
+
+/* Text printed from a file (metadata, class names) with control bytes shown as \xNN, so that
+ * an escape sequence never reaches the terminal and a newline never splits a line. Returns
+ * one of four rotating static buffers (valid until the fourth call after; 64 KiB each, longer text is cut). */
+const char *cli_safe(const char *s);
+
 /* Prints "nnlock CMD: message" (message from nnl_errmsg() when fmt is NULL) and returns 1. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reports a library failure: "nnlock CMD: <detailed message>". Returns 1. */
@@ -71,7 +86,8 @@ double cli_now(void);
 /* Data sets that are resized on loading (GTSRB) are loaded at the model's input size,
  * cropped as it was trained. */
 void cli_data_for_model(const nnl_model *m);
-/* Applies --threads (0 = all cores). */
-void cli_threads(long n);
+/* Applies --threads (0 = all cores; more than the cores available is capped, with a note).
+ * Reports and returns 1 if the threads cannot be had (an address-space limit). */
+int cli_threads(const char *cmd, long n);
 
 #endif

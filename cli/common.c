@@ -61,6 +61,24 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
     return 0;
 }
 
+const char *cli_safe(const char *s) {
+    static char bufs[4][1 << 16];
+    static int next;
+    char *out = bufs[next++ & 3];
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    for (; *p && o + 5 < sizeof bufs[0]; p++) {
+        /* C0 controls and DEL, and the C1 controls U+0080..U+009F (UTF-8 C2 80..C2 9F),
+         * which some terminals also take as the start of an escape sequence. */
+        if (*p < 0x20 || *p == 0x7f) { o += (size_t)snprintf(out + o, 5, "\\x%02x", *p); continue; }
+        if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { o += (size_t)snprintf(out + o, 5, "\\x%02x", p[1]); p++; continue; }
+        out[o++] = (char)*p;
+    }
+    if (*p) { memcpy(out + (o < sizeof bufs[0] - 4 ? o : sizeof bufs[0] - 4), "...", 4); return out; }
+    out[o] = 0;
+    return out;
+}
+
 int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {
     /* strtoull takes "-1" as 2^64 - 1 and saturates past 2^64; a seed is neither. */
     char *end;
@@ -111,7 +129,18 @@ void cli_data_for_model(const nnl_model *m) {
     if (h == w) nnl_gtsrb_set_defaults(h, crop && !strcmp(crop, "1"));
 }
 
-void cli_threads(long n) { nnl_set_threads((int)n); }
+int cli_threads(const char *cmd, long n) {
+    /* More threads than cores only adds contention; -t N is capped at the cores this
+     * process may use (its CPU affinity, as for a job on a cluster). */
+    int cores = nnl_cores();
+    if (n > cores) {
+        fprintf(stderr, "nnlock %s: note: -t %ld is more than the %d core%s available; using %d\n", cmd, n, cores,
+                cores == 1 ? "" : "s", cores);
+        n = cores;
+    }
+    int st = nnl_set_threads((int)n);
+    return st ? cli_lib_fail(cmd, st) : 0;
+}
 
 double cli_now(void) {
     struct timespec ts;

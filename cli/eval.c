@@ -42,8 +42,7 @@ static void print_report(nnl_model *m, const nnl_eval *ev) {
     if (ev->invalid)
         printf("%lld images got NaN or Inf outputs (counted as wrong)\n", (long long)ev->invalid);
     for (int i = 0; i < k; i++) {
-        const char *nm = nnl_model_class_name(m, i);
-        printf("  %3d %-16s %6.2f%%\n", i, nm ? nm : "", 100.0 * nnl_eval_class_accuracy(ev, i));
+        printf("  %3d %-16s %6.2f%%\n", i, cli_safe(nnl_model_class_name(m, i)), 100.0 * nnl_eval_class_accuracy(ev, i));
     }
     if (k > 20) return;
     printf("\nconfusion matrix (rows: true class, columns: predicted):\n     ");
@@ -56,20 +55,19 @@ static void print_report(nnl_model *m, const nnl_eval *ev) {
     }
 }
 
-static json_t *report_json(nnl_model *m, const nnl_eval *ev) {
+static json_t *report_json(nnl_model *m, const nnl_eval *ev, int *nulls) {
     int k = ev->nclass;
     json_t *pc = json_array(), *cm = json_array();
     for (int i = 0; i < k; i++) {
-        const char *nm = nnl_model_class_name(m, i);
-        json_array_append_new(pc, json_pack("{s:i, s:s, s:f}", "class", i, "name", nm ? nm : "",
-                                            "accuracy", nnl_eval_class_accuracy(ev, i)));
+        json_array_append_new(pc, json_pack("{s:i, s:o, s:o}", "class", i, "name", cli_jstr(nnl_model_class_name(m, i)),
+                                            "accuracy", cli_jnum(nnl_eval_class_accuracy(ev, i), nulls)));
         json_t *row = json_array();
         for (int j = 0; j < k; j++) json_array_append_new(row, json_integer(ev->confusion[(size_t)i * k + j]));
         json_array_append_new(cm, row);
     }
-    return json_pack("{s:f, s:I, s:I, s:f, s:o, s:o}", "accuracy", nnl_eval_accuracy(ev), "correct",
-                     (json_int_t)ev->correct, "n", (json_int_t)ev->n, "loss", ev->loss, "per_class", pc,
-                     "confusion", cm);
+    return json_pack("{s:o, s:I, s:I, s:I, s:o, s:o, s:o}", "accuracy", cli_jnum(nnl_eval_accuracy(ev), nulls), "correct",
+                     (json_int_t)ev->correct, "n", (json_int_t)ev->n, "invalid", (json_int_t)ev->invalid, "loss",
+                     cli_jnum(ev->loss, nulls), "per_class", pc, "confusion", cm);
 }
 
 static int accuracy(const char *cmd, nnl_model *m, const nnl_dataset *ds, const nnl_hooks *h, int batch, double *acc) {
@@ -148,14 +146,14 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
     mean_std(clean, nmodels, &cm, &cs);
     mean_std(remapped, nmodels, &rm, &rs);
     if (json) {
-        json_t *r = json_pack("{s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "strategy", strategy, "data",
-                              base_name(data), "models", nmodels, "trusted_mean", tm, "trusted_std", ts,
-                              "unverified_mean", cm, "unverified_std", cs, "remapped_mean", rm, "remapped_std", rs,
-                              "remap_fraction", remap);
-        if (base >= 0) json_object_set_new(r, "baseline", json_real(base));
-        json_dumpf(r, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(r);
+        int nulls = 0;
+        json_t *r = json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "strategy", cli_jstr(strategy), "data",
+                              cli_jstr(base_name(data)), "models", nmodels, "trusted_mean", cli_jnum(tm, &nulls),
+                              "trusted_std", cli_jnum(ts, &nulls), "unverified_mean", cli_jnum(cm, &nulls),
+                              "unverified_std", cli_jnum(cs, &nulls), "remapped_mean", cli_jnum(rm, &nulls),
+                              "remapped_std", cli_jnum(rs, &nulls), "remap_fraction", cli_jnum(remap, &nulls));
+        if (r && base >= 0) json_object_set_new(r, "baseline", cli_jnum(base, &nulls));
+        if (cli_json_emit(cmd, r, nulls, NULL)) goto done;
     } else {
         printf("| Strategy | Data set | Baseline clean | Trusted (stamped) | Unverified (clean) | Unverified remapped |\n");
         printf("|---|---|---|---|---|---|\n");
@@ -167,7 +165,7 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
             if (nmodels > 1) snprintf(cell[i], sizeof cell[i], "%.2f +/- %.2f", 100.0 * mv[i], 100.0 * sv[i]);
             else snprintf(cell[i], sizeof cell[i], "%.2f", 100.0 * mv[i]);
         }
-        printf("| %s | %s | %s | %s | %s | %s |\n", strategy, base_name(data), bs, cell[0], cell[1], cell[2]);
+        printf("| %s | %s | %s | %s | %s | %s |\n", cli_safe(strategy), cli_safe(base_name(data)), bs, cell[0], cell[1], cell[2]);
         printf("\n%d locked model(s); trusted = authorized users (certificate stamped), unverified = unauthorized "
                "users (clean images), remapped = unauthorized accuracy after relabelling the outputs with a mapping "
                "learnt from %.0f%% of the labelled test images.\n", nmodels, 100.0 * remap);
@@ -218,7 +216,7 @@ static int run(int argc, char **argv) {
     if (!key && optind + 1 < argc) return cli_fail(cmd, "several models need --key (they are compared as locked models)") + 1;
     if (!key && baseline) return cli_fail(cmd, "--baseline needs --key (it compares a locked model with its baseline)") + 1;
     if (outdir && cli_check_out(cmd, outdir, NNL_WRITE_DIR)) return 1;
-    cli_threads(threads);
+    if (cli_threads(cmd, threads)) return 1;
     /* Loaded before the data: data sets resized on loading (GTSRB) follow the model. */
     nnl_model *m = NULL;
     if (cli_load_model(cmd, argv[optind], &wo, &m)) return 1;
@@ -249,10 +247,13 @@ static int run(int argc, char **argv) {
         fprintf(stderr, "nnlock eval: note: %s is certificate-locked; without --key this is what unauthorized users get\n", argv[optind]);
     if ((st = nnl_evaluate(m, &ds, NULL, (int)batch, &ev))) { cli_lib_fail(cmd, st); goto done; }
     if (json) {
-        json_t *r = report_json(m, &ev);
-        json_dumpf(r, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(r);
+        int nulls = 0;
+        char why[256];
+        snprintf(why, sizeof why, "%lld of %lld images got NaN or Inf outputs (counted as wrong), so the loss is not a "
+                 "number%s", (long long)ev.invalid, (long long)ev.n,
+                 nnl_weights_locked(m) ? ": the model is weight-locked and ran without its key" : "");
+        json_t *r = report_json(m, &ev, &nulls);
+        if (cli_json_emit(cmd, r, nulls, why)) goto done;
     } else {
         print_report(m, &ev);
     }

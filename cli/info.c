@@ -35,33 +35,28 @@ static int run(int argc, char **argv) {
         json_t *meta = json_object(), *names = json_array();
         for (int i = 0; i < nnl_model_meta_count(m); i++) {
             const char *key = nnl_model_meta_key(m, i);
-            json_object_set_new(meta, key, json_string(nnl_model_meta_get(m, key)));
+            json_object_set_new(meta, key, cli_jstr(nnl_model_meta_get(m, key)));
         }
-        for (int i = 0; i < k; i++) {
-            const char *nm = nnl_model_class_name(m, i);
-            json_array_append_new(names, json_string(nm ? nm : ""));
-        }
-        json_t *r = json_pack("{s:s, s:s, s:I, s:[i,i,i], s:i, s:o, s:o}", "file", argv[optind], "arch",
-                              nnl_model_arch(m), "params", (json_int_t)nnl_model_param_count(m), "input", mc, mh, mw,
-                              "classes", k, "class_names", names, "metadata", meta);
-        json_dumpf(r, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(r);
+        for (int i = 0; i < k; i++) json_array_append_new(names, cli_jstr(nnl_model_class_name(m, i)));
+        json_t *r = json_pack("{s:o, s:o, s:I, s:[i,i,i], s:i, s:o, s:o}", "file", cli_jstr(argv[optind]), "arch",
+                              cli_jstr(nnl_model_arch(m)), "params", (json_int_t)nnl_model_param_count(m), "input", mc,
+                              mh, mw, "classes", k, "class_names", names, "metadata", meta);
+        if (cli_json_emit(cmd, r, 0, NULL)) { nnl_model_free(m); return 1; }
     } else {
         char *desc = malloc(1 << 16);
         if (!desc) { nnl_model_free(m); return cli_fail(cmd, "out of memory"); }
         nnl_model_describe(m, desc, 1 << 16);
         printf("model:       %s\narch:        %s\nparameters:  %zu\ninput:       %dx%dx%d\nclasses:     %d\n",
-               argv[optind], nnl_model_arch(m), nnl_model_param_count(m), mc, mh, mw, k);
+               cli_safe(argv[optind]), cli_safe(nnl_model_arch(m)), nnl_model_param_count(m), mc, mh, mw, k);
         if (nnl_model_class_name(m, 0)) {
             printf("class names:");
-            for (int i = 0; i < k && i < 20; i++) printf(" %s%s", nnl_model_class_name(m, i), i + 1 < k ? "," : "");
+            for (int i = 0; i < k && i < 20; i++) printf(" %s%s", cli_safe(nnl_model_class_name(m, i)), i + 1 < k ? "," : "");
             printf("%s\n", k > 20 ? " ..." : "");
         }
         printf("\nlayers:\n%s\nmetadata:\n", desc);
         for (int i = 0; i < nnl_model_meta_count(m); i++) {
             const char *key = nnl_model_meta_key(m, i);
-            printf("  %-22s %s\n", key, nnl_model_meta_get(m, key));
+            printf("  %-22s %s\n", cli_safe(key), cli_safe(nnl_model_meta_get(m, key)));
         }
         free(desc);
     }

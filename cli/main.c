@@ -74,18 +74,18 @@ int main(int argc, char **argv) {
     const char *name = argv[1];
     if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
         if (argc > 2 && strcmp(argv[1], "help") == 0) {
-            if (!strcmp(argv[2], "arch")) { arch_help(stdout); return 0; }
+            if (!strcmp(argv[2], "arch")) { arch_help(stdout); return finish("help", 0); }
             const nnl_command *c = find(argv[2]);
             if (!c) { fprintf(stderr, "nnlock: unknown command '%s' (see 'nnlock help')\n", argv[2]); return 2; }
             c->usage(stdout);
-            return 0;
+            return finish("help", 0);
         }
         usage(stdout);
-        return 0;
+        return finish("help", 0);
     }
     if (!strcmp(name, "--version") || !strcmp(name, "version")) {
         printf("nnlock %s\n", NNL_VERSION);
-        return 0;
+        return finish("version", 0);
     }
     const nnl_command *c = find(name);
     if (!c) {
@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { c->usage(stdout); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { c->usage(stdout); return finish(c->name, 0); }
     nnl_blas_reexec(argv);
     const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,30 +40,37 @@ static int fit_channels(uint8_t **px, int c, int h, int w, int want) {
 }
 
 static void emit(nnl_model *m, const char *what, const float *p, int k, int top, int truth, json_t *arr) {
-    int order[NNL_MAX_CLASSES];
+    int order[NNL_MAX_CLASSES] = {0};
     for (int i = 0; i < k; i++) order[i] = i;
     for (int i = 0; i < top; i++)
         for (int j = i + 1; j < k; j++)
             if (p[order[j]] > p[order[i]]) { int t = order[i]; order[i] = order[j]; order[j] = t; }
+    int finite = 1;
+    for (int i = 0; i < k; i++) finite &= isfinite(p[i]) != 0;
     if (arr) {
+        int nulls = 0;
         json_t *tk = json_array();
-        for (int i = 0; i < top; i++) {
-            const char *nm = nnl_model_class_name(m, order[i]);
-            json_array_append_new(tk, json_pack("{s:i, s:s, s:f}", "label", order[i], "name", nm ? nm : "",
-                                                "prob", (double)p[order[i]]));
-        }
-        json_t *o = json_pack("{s:s, s:i, s:o}", "input", what, "label", order[0], "top", tk);
-        if (truth >= 0) json_object_set_new(o, "true_label", json_integer(truth));
+        for (int i = 0; i < top; i++)
+            json_array_append_new(tk, json_pack("{s:i, s:o, s:o}", "label", order[i], "name",
+                                                cli_jstr(nnl_model_class_name(m, order[i])), "prob",
+                                                cli_jnum((double)p[order[i]], &nulls)));
+        /* Outputs with NaN or Inf have no arg-max: no label rather than a made-up one. */
+        json_t *o = json_pack("{s:o, s:o, s:o}", "input", cli_jstr(what), "label",
+                              finite ? json_integer(order[0]) : json_null(), "top", tk);
+        if (o && truth >= 0) json_object_set_new(o, "true_label", json_integer(truth));
+        if (o && !finite)
+            json_object_set_new(o, "null_values", cli_jstr("the model's outputs for this image are NaN or Inf (a weight-locked model run without its key?)"));
         json_array_append_new(arr, o);
         return;
     }
     const char *nm = nnl_model_class_name(m, order[0]);
-    printf("%s\t%d%s%s%s", what, order[0], nm ? " (" : "", nm ? nm : "", nm ? ")" : "");
+    if (finite) printf("%s\t%d%s%s%s", cli_safe(what), order[0], nm ? " (" : "", nm ? cli_safe(nm) : "", nm ? ")" : "");
+    else printf("%s\tnone (NaN or Inf outputs)", cli_safe(what));
     if (truth >= 0) printf("\ttrue %d", truth);
     printf("\t");
     for (int i = 0; i < top; i++) {
         const char *n2 = nnl_model_class_name(m, order[i]);
-        printf("%s%s %.4f", i ? ", " : "", n2 ? n2 : "", (double)p[order[i]]);
+        printf("%s%s %.4f", i ? ", " : "", n2 ? cli_safe(n2) : "", (double)p[order[i]]);
         if (!n2) printf(" [%d]", order[i]);
     }
     printf("\n");
@@ -96,7 +104,7 @@ static int run(int argc, char **argv) {
     const char *model = argv[optind++];
     if (!data && optind >= argc) return cli_fail(cmd, "no images given (name image files, or use --data PATH)") + 1;
     if (data && optind < argc) return cli_fail(cmd, "give either image files or --data, not both") + 1;
-    cli_threads(threads);
+    if (cli_threads(cmd, threads)) return 1;
     nnl_model *m = NULL;
     int st, rc = 1;
     if (cli_load_model(cmd, model, &wo, &m)) return 1;
@@ -160,8 +168,9 @@ static int run(int argc, char **argv) {
         }
     }
     if (arr) {
-        json_dumpf(arr, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
+        json_t *doc = arr;
+        arr = NULL;
+        if (cli_json_emit(cmd, doc, 0, NULL)) goto done;
     }
     rc = 0;
 done:

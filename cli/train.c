@@ -62,6 +62,7 @@ typedef struct progress_state {
     double loss, acc;
     double trusted;   /* certificate lock: accuracy on stamped test images, or -1 */
     double clean;     /* accuracy on the clean test images after the last epoch */
+    int nulls;        /* numbers in the JSON output that were NaN or Inf (written as null) */
 } progress_state;
 
 typedef struct lock_state {
@@ -88,8 +89,9 @@ static void on_progress(const nnl_progress *p, void *user) {
     s->acc = p->acc;
     if (p->epoch_done) {
         if (s->epochs) {
-            json_t *e = json_pack("{s:i, s:f, s:f, s:f, s:f}", "epoch", p->epoch, "loss", p->loss,
-                                  "train_acc", p->acc, "test_acc", s->clean, "images_per_s", p->images_per_s);
+            json_t *e = json_pack("{s:i, s:o, s:o, s:o, s:o}", "epoch", p->epoch, "loss", cli_jnum(p->loss, &s->nulls),
+                                  "train_acc", cli_jnum(p->acc, &s->nulls), "test_acc", cli_jnum(s->clean, &s->nulls),
+                                  "images_per_s", cli_jnum(p->images_per_s, &s->nulls));
             json_array_append_new(s->epochs, e);
         }
         if (s->quiet) return;
@@ -133,8 +135,10 @@ static int on_epoch_end(nnl_model *m, int epoch, void *user) {
     }
     l->ps->trusted = trusted;
     l->ps->clean = clean;
-    json_array_append_new(l->history, json_pack("{s:i, s:f, s:f, s:f, s:f}", "epoch", epoch, "loss", l->ps->loss,
-                                                "train_acc", l->ps->acc, "clean", clean, "stamped", trusted));
+    /* A diverged run's NaN loss is kept as null: the history stays valid JSON. */
+    json_array_append_new(l->history, json_pack("{s:i, s:o, s:o, s:o, s:o}", "epoch", epoch, "loss", cli_jnum(l->ps->loss, NULL),
+                                                "train_acc", cli_jnum(l->ps->acc, NULL), "clean", cli_jnum(clean, NULL),
+                                                "stamped", cli_jnum(trusted, NULL)));
     return NNL_OK;
 }
 
@@ -281,7 +285,7 @@ static int run(int argc, char **argv) {
             return cli_fail(cmd, "%s exists; a new key never replaces one (choose another --key-out)", key_out);
     }
     if (figures && cli_check_out(cmd, figures, NNL_WRITE_DIR)) return 1;
-    cli_threads(threads);
+    if (cli_threads(cmd, threads)) return 1;
     nnl_gtsrb_set_defaults((int)resize, crop_roi);
 
     nnl_dataset train = {0}, test = {0};
@@ -318,7 +322,7 @@ static int run(int argc, char **argv) {
     if (cli_match_classes(cmd, m, &test, "test")) goto done;
     if (limit > 0 && limit < train.n) nnl_dataset_sample(&train, limit, o.seed);
     if ((int)target >= nnl_model_nclass(m)) { cli_fail(cmd, "--target %ld is not a class (0..%d)", target, nnl_model_nclass(m) - 1); goto done; }
-    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0, -1.0};
+    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0, -1.0, 0};
     lk.ps = &ps;
     lk.test = &test;
     lk.history = json_array();
@@ -341,7 +345,7 @@ static int run(int argc, char **argv) {
         o.hooks = &lk.train_hooks;
     }
     if (!quiet)
-        fprintf(stderr, "training %s (%zu parameters) on %s: %lld images %dx%dx%d, %d classes, %d threads\n", arch,
+        fprintf(stderr, "training %s (%zu parameters) on %s: %lld images %dx%dx%d, %d classes, %d threads\n", cli_safe(arch),
                 nnl_model_param_count(m), data, (long long)train.n, train.c, train.h, train.w, train.nclass,
                 nnl_get_threads());
     nnl_train_result res;
@@ -400,17 +404,19 @@ static int run(int argc, char **argv) {
         goto done;
     }
     if (json) {
-        json_t *r = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "model", out, "arch", arch, "params",
-                              (json_int_t)nnl_model_param_count(m), "test_acc", ps.clean, "train_acc", res.final_acc,
-                              "seconds", res.seconds, "images_per_s", res.images_per_s, "epochs", ps.epochs);
-        json_object_set_new(r, "train_images", json_integer((json_int_t)train.n));
-        if (lock) {
-            json_object_set_new(r, "stamped_acc", json_real(ps.trusted));
-            json_object_set_new(r, "key", json_string(key ? key : key_out));
+        int *nu = &ps.nulls;
+        json_t *r = json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "model", cli_jstr(out), "arch", cli_jstr(arch),
+                              "params", (json_int_t)nnl_model_param_count(m), "test_acc", cli_jnum(ps.clean, nu),
+                              "train_acc", cli_jnum(res.final_acc, nu), "seconds", cli_jnum(res.seconds, nu),
+                              "images_per_s", cli_jnum(res.images_per_s, nu), "epochs", ps.epochs);
+        ps.epochs = NULL; /* r owns it now */
+        if (r) json_object_set_new(r, "train_images", json_integer((json_int_t)train.n));
+        if (r && lock) {
+            json_object_set_new(r, "stamped_acc", cli_jnum(ps.trusted, nu));
+            json_object_set_new(r, "key", cli_jstr(key ? key : key_out));
         }
-        json_dumpf(r, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(r);
+        if (r && relocked) json_object_set_new(r, "weights_locked_with_key_of", cli_jstr(init));
+        if (cli_json_emit(cmd, r, ps.nulls, "the training loss or an accuracy was NaN or Inf (the run diverged)")) goto done;
     } else {
         if (lock)
             printf("stamped (authorized) accuracy %.2f%%, clean (unauthorized) %.2f%% after %d epochs (%.1f s, %.0f images/s)\n"

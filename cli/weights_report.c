@@ -261,9 +261,7 @@ int cli_weights_report(const char *cmd, const char *model_path, const cli_weight
         json_object_set_new(ob, "accuracy_per_key", pa);
         json_object_set_new(ob, "repaired_accuracy_per_key", pr);
         json_object_set_new(ob, "nonfinite_fraction_per_key", pn);
-        json_dumpf(r, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(r);
+        if (cli_json_emit(cmd, r, 0, NULL)) goto done;
     } else {
         printf("weight lock of %s: %s, %s-bit key, %zu parameters; %lld test images, chance %.2f%%\n", model_path,
                scheme, bits, c.nfloat, (long long)test->n, 100.0 / test->nclass);

@@ -61,8 +61,12 @@ const char *nnl_errmsg(void);
 
 /* ---------------------------------------------------------------- runtime */
 
-/* Threads used by nnlock's own loops and by OpenBLAS. 0 = all cores. */
-void nnl_set_threads(int n);
+/* Threads used by nnlock's own loops and by OpenBLAS. 0 = all cores. NNL_ERR_NOMEM (and the
+ * count unchanged) when the address-space limit (ulimit -v) leaves no room for OpenBLAS's
+ * per-thread buffers, which it would otherwise wait for forever. */
+int nnl_set_threads(int n);
+/* The cores this process may run on. */
+int nnl_cores(void);
 int nnl_get_threads(void);
 
 /*

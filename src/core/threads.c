@@ -1,4 +1,4 @@
-#include "nnlock.h"
+#include "core.h"
 #include "../nn/layer.h"
 
 #include <cblas.h>
@@ -6,16 +6,42 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int g_threads = 0;
 
-void nnl_set_threads(int n) {
+/* OpenBLAS gives every thread a 128 MiB buffer (mmap'd when it starts the thread: when it
+ * is loaded, for as many threads as cores, and when the count is raised) and, when the
+ * address-space limit (ulimit -v) refuses one, retries forever: -t 32 under `ulimit -v 4G`
+ * hung. So the room for the threads it does not have yet is probed first, with a buffer
+ * and a stack each, by reserving that much address space and releasing it at once. */
+#define BLAS_THREAD_BYTES ((size_t)144 << 20)
+static int g_blas_started = 0; /* the most threads OpenBLAS has had buffers for */
+
+int nnl_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
+    if (g_blas_started == 0) g_blas_started = openblas_get_num_threads();
+    struct rlimit rl;
+    if (n > g_blas_started && getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t need = (size_t)(n - g_blas_started) * BLAS_THREAD_BYTES;
+        void *p = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return nnl_fail(NNL_ERR_NOMEM,
+                            "%d threads need about %zu MB more address space for OpenBLAS's buffers than the "
+                            "limit leaves (ulimit -v %llu kB): use fewer threads or raise the limit",
+                            n, need >> 20, (unsigned long long)(rl.rlim_cur >> 10));
+        munmap(p, need);
+    }
+    if (n > g_blas_started) g_blas_started = n;
     g_threads = n;
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
+    return NNL_OK;
 }
+
+int nnl_cores(void) { return omp_get_num_procs(); }
 
 int nnl_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
