@@ -147,9 +147,14 @@ int nnl_dataset_check_classes(const nnl_dataset *ds, const char *what) {
         if (y > top) top = y;
     }
     int st = NNL_OK;
-    /* Classes past the largest label may be empty (a small subset of a 10-class set lacks
-     * the top ones); a class below it that has no image means a stray label above it, or
-     * an empty class folder. */
+    /* A named class (a folder, a line of classes.txt) without images is refused wherever it
+     * sorts. Numbered classes past the largest label may be empty (a small subset of a
+     * 10-class set lacks the top ones); one below it means a stray label above it. */
+    if (ds->class_names)
+        for (int k = 0; k < ds->nclass && !st; k++)
+            if (!count[k])
+                st = nnl_fail(NNL_ERR_FORMAT, "the %s set's class %d ('%s') has no images (an empty class folder?); "
+                              "every class needs training images", what, k, ds->class_names[k]);
     for (int k = 0; k < top && !st; k++) {
         if (count[k]) continue;
         int gap_end = k;
@@ -157,9 +162,9 @@ int nnl_dataset_check_classes(const nnl_dataset *ds, const char *what) {
         int64_t first = -1, above = 0;
         for (int64_t i = 0; i < ds->n; i++)
             if (ds->labels[i] >= gap_end) { above++; if (first < 0) first = i; }
-        if (ds->class_names)
-            st = nnl_fail(NNL_ERR_FORMAT, "the %s set's class %d ('%s') has no images (an empty class folder?); "
-                          "every class needs training images", what, k, ds->class_names[k]);
+        if (k == 0)
+            st = nnl_fail(NNL_ERR_FORMAT, "the %s set's labels start at %d (image %lld): classes 0..%d have no images; "
+                          "labels count from 0", what, gap_end, (long long)first, gap_end - 1);
         else
             st = nnl_fail(NNL_ERR_FORMAT, "the %s set's labels run 0..%d and then %d (first at image %lld; %lld image%s "
                           "from label %d up): classes %d..%d have no images; is label %d a stray?",
