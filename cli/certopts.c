@@ -28,9 +28,9 @@ int cert_option(const char *cmd, int c, int base, nnl_cert_opts *o) {
     }
     case 6: if (cli_int(cmd, "--margin", optarg, 0, 4096, &v)) return 2; o->margin = (int)v; return 1;
     case 7: {
-        char *end;
-        unsigned long long s = strtoull(optarg, &end, 10);
-        if (end == optarg || *end || s == 0) { cli_fail(cmd, "--motif-seed expects a positive integer, got '%s'", optarg); return 2; }
+        uint64_t s;
+        if (cli_u64(cmd, "--motif-seed", optarg, &s)) return 2;
+        if (s == 0) { cli_fail(cmd, "--motif-seed expects a positive integer (0 means a random motif), got '%s'", optarg); return 2; }
         o->seed = s;
         return 1;
     }

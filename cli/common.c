@@ -84,7 +84,7 @@ int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || errno || s[strspn(s, " \t")] == '-' || s[strspn(s, " \t")] == '+') {
+    if (end == s || *end || errno || !(s[0] >= '0' && s[0] <= '9')) {
         fprintf(stderr, "nnlock %s: %s expects an integer from 0 to 18446744073709551615, got '%s'\n", cmd, opt, s);
         return 2;
     }
@@ -107,6 +107,12 @@ int cli_check_out(const char *cmd, const char *path, int flags) {
 int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds) {
     int st = nnl_dataset_load(ds, path, split);
     if (st) return cli_lib_fail(cmd, st);
+    static int told_resized; /* once per run, not once per split */
+    if (!strcmp(ds->source, "gtsrb") && nnl_gtsrb_last_resized() > 0 && !told_resized++)
+        fprintf(stderr, "nnlock %s: warning: %lld GTSRB images are not the size their CSV gives (resized after the CSVs "
+                "were written?); %s\n", cmd, (long long)nnl_gtsrb_last_resized(),
+                nnl_gtsrb_crop_roi() ? "their regions of interest were scaled to the images' sizes"
+                                     : "without --crop-roi the CSV sizes are not used");
     if (!strcmp(ds->source, "gtsrb") && nnl_gtsrb_last_roi_clamped() > 0)
         fprintf(stderr, "nnlock %s: warning: %lld GTSRB regions of interest reached outside their image and were clamped\n",
                 cmd, (long long)nnl_gtsrb_last_roi_clamped());

@@ -67,6 +67,13 @@ int cli_weights_key(const char *cmd, const char *model_path, nnl_model *m, const
  * model. Prints its own errors; returns 0 or 1. */
 static int unlock_with(const char *cmd, const char *path, nnl_model *m, const cli_weights_opts *w) {
     int st;
+    /* A key file for a passphrase-locked model (or the other way round) would only be
+     * reported as a wrong key; say what the model was locked with. */
+    int by_pass = nnl_model_meta_get(m, NNL_WL_META_PREFIX "kdf") != NULL;
+    if (by_pass && w->key_file && !w->passphrase_file)
+        return cli_fail(cmd, "%s was locked with a passphrase: give --weights-passphrase-file FILE, not a key file", path);
+    if (!by_pass && w->passphrase_file && !w->key_file)
+        return cli_fail(cmd, "%s was locked with a key file, not a passphrase: give --weights-key FILE", path);
     if (w->passphrase_file && !w->key_file) {
         char *pass = read_passphrase(cmd, w->passphrase_file);
         if (!pass) return 1;

@@ -121,12 +121,7 @@ static int run(int argc, char **argv) {
             else return cli_fail(cmd, "--split must be test or train, got '%s'", optarg) + 1;
             break;
         case 2: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
-        case 3: {
-            char *end;
-            seed = strtoull(optarg, &end, 10);
-            if (end == optarg || *end) return cli_fail(cmd, "--seed expects a non-negative integer, got '%s'", optarg) + 1;
-            break;
-        }
+        case 3: if (cli_u64(cmd, "--seed", optarg, &seed)) return 2; break;
         default: return cli_bad_option(cmd, argc, argv);
         }
     }

@@ -154,8 +154,13 @@ int nnl_svhn_load(nnl_dataset *ds, const char *mat_path);
 int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int crop_roi, int64_t *roi_clamped);
 /* Size (default 32) and cropping (default off) that nnl_dataset_load uses for GTSRB. */
 int nnl_gtsrb_set_defaults(int size, int crop_roi);
+/* 1 if nnl_dataset_load crops GTSRB images to their ROI (nnl_gtsrb_set_defaults). */
+int nnl_gtsrb_crop_roi(void);
 /* ROIs clamped by this thread's last GTSRB load: a warning for the caller to print. */
 int64_t nnl_gtsrb_last_roi_clamped(void);
+/* Images of that load that were not the size their CSV row gives (the copy was resized after
+ * the CSVs were written): their ROIs were scaled to the images' sizes. A warning too. */
+int64_t nnl_gtsrb_last_resized(void);
 /* Decodes one image file (PNG, JPEG, PPM/PGM) into planar CHW bytes (malloc'd). */
 int nnl_image_load(const char *path, uint8_t **pixels, int *c, int *h, int *w);
 /* Writes planar CHW bytes as a PNG (atomically; flags: NNL_WRITE_*, e.g. NNL_WRITE_SECRET for

@@ -4,7 +4,8 @@
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer build: the same tests, built for the
 #      baseline x86-64 (no -march=native), so they also cover the portable code that the
 #      release build's AVX-512 paths (im2col, for one) replace
-#   3. clang + libFuzzer build: each fuzz target for a bounded time
+#   3. clang + libFuzzer build: each fuzz target for a bounded time, from its committed
+#      seeds (tests/fuzz/seeds/NAME) with its dictionary (tests/fuzz/NAME.dict)
 # Real data (MNIST) are used when ../shared/data/mnist exists (NNL_SHARED overrides).
 # Environment: FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1, SKIP_FUZZ=1.
 set -uo pipefail
@@ -38,8 +39,13 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
         [ -x "$f" ] || continue
         name=$(basename "$f")
         mkdir -p "build-fuzz/corpus/$name"
+        # New inputs go to the first (writable) corpus directory; the committed seeds
+        # (tests/fuzz/make_seeds.sh) are read only, and so is the format's dictionary.
+        args=("build-fuzz/corpus/$name")
+        [ -d "tests/fuzz/seeds/$name" ] && args+=("tests/fuzz/seeds/$name")
+        [ -f "tests/fuzz/$name.dict" ] && args=(-dict="tests/fuzz/$name.dict" "${args[@]}")
         step "fuzz $name (${FUZZ_SECONDS:-20} s)" "$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=4096 \
-            -print_final_stats=0 "build-fuzz/corpus/$name" 2>"build-fuzz/$name.log" \
+            -print_final_stats=0 "${args[@]}" 2>"build-fuzz/$name.log" \
             || { tail -40 "build-fuzz/$name.log"; false; }
     done
 fi

@@ -132,7 +132,7 @@ EOF
 refuse "passphrase model without key" "give --weights-passphrase-file FILE" "$NNL" eval "$T/p.nnl" -d "$D" -t 1
 refuse "wrong passphrase" "wrong passphrase" "$NNL" eval "$T/p.nnl" -d "$D" -t 1 --weights-passphrase-file "$T/wrongpass"
 refuse "empty passphrase file" "is empty" "$NNL" lock-weights --passphrase-file "$T/emptypass" "$M" "$T/nope.nnl"
-refuse "key file for a passphrase lock" "wrong key" "$NNL" eval "$T/p.nnl" -d "$D" -t 1 --weights-key "$K"
+refuse "key file for a passphrase lock" "locked with a passphrase" "$NNL" eval "$T/p.nnl" -d "$D" -t 1 --weights-key "$K"
 run "unlock-weights with the passphrase" "$NNL" unlock-weights --passphrase-file "$T/pass" "$T/p.nnl" "$T/pback.nnl"
 check "passphrase round trip is byte-identical" cmp -s "$M" "$T/pback.nnl"
 check "the passphrase is not in the file" bash -c "! grep -q 'horse battery' '$T/p.nnl'"

@@ -532,6 +532,30 @@ static void gtsrb_broken(const char *name, const char *rel, const char *text, in
     CHECK(ds.pixels == NULL && ds.labels == NULL && ds.class_names == NULL && ds.n == 0);
 }
 
+/* A copy whose images were resized after the CSVs were written: the image is 40x35, its row
+ * says 80x70 with the ROI doubled. It loads, is counted, and (cropped) gives exactly the
+ * pixels of the row with the image's own size and ROI. */
+static void test_gtsrb_resized(void) {
+    const char *head = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\n";
+    char good[256], big[256];
+    snprintf(good, sizeof good, "%s%s", head, GOOD_ROW);
+    snprintf(big, sizeof big, "%s00000_00000.ppm;80;70;10;10;70;60;0\r\n", head);
+    nnl_dataset a, b;
+    const char *ra = variant("resized_ref", CSV0, good);
+    CHECK_MSG(nnl_gtsrb_load(&a, ra, NNL_SPLIT_TRAIN, 32, 1, NULL) == NNL_OK, "%s", nnl_errmsg());
+    CHECK(nnl_gtsrb_last_resized() == 0);
+    const char *rb = variant("resized", CSV0, big);
+    CHECK_MSG(nnl_gtsrb_load(&b, rb, NNL_SPLIT_TRAIN, 32, 1, NULL) == NNL_OK, "%s", nnl_errmsg());
+    CHECK(nnl_gtsrb_last_resized() == 1);
+    CHECK(a.n == b.n && a.n > 0 && memcmp(a.pixels, b.pixels, (size_t)a.n * 3 * 32 * 32) == 0);
+    nnl_dataset_free(&a);
+    nnl_dataset_free(&b);
+    /* Without cropping the CSV's size is not used at all. */
+    CHECK_MSG(nnl_gtsrb_load(&b, rb, NNL_SPLIT_TRAIN, 32, 0, NULL) == NNL_OK, "%s", nnl_errmsg());
+    CHECK(nnl_gtsrb_last_resized() == 1);
+    nnl_dataset_free(&b);
+}
+
 static void test_gtsrb_broken(void) {
     gtsrb_broken("no_csv", CSV0, NULL, NNL_SPLIT_TRAIN, "00000/GT-00000.csv: missing");
     gtsrb_broken("missing_img", CSV0, "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\n" GOOD_ROW
@@ -546,8 +570,8 @@ static void test_gtsrb_broken(void) {
                  "00000_00000.ppm;40;35;-5;5;35;30;0\r\n", NNL_SPLIT_TRAIN, "GT-00000.csv line 2: Roi.X1 '-5'");
     gtsrb_broken("class43", CSV0, "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\n"
                  "00000_00000.ppm;40;35;5;5;35;30;43\r\n", NNL_SPLIT_TRAIN, "GT-00000.csv line 2: ClassId 43 outside 0..42");
-    gtsrb_broken("size_mismatch", CSV0, "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\n"
-                 "00000_00000.ppm;41;35;5;5;35;30;0\r\n", NNL_SPLIT_TRAIN, "00000_00000.ppm is 40x35 but the CSV says 41x35");
+    gtsrb_broken("bad_size", CSV0, "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\n"
+                 "00000_00000.ppm;0;35;5;5;35;30;0\r\n", NNL_SPLIT_TRAIN, "Width 0 outside");
     gtsrb_broken("header", CSV0, "Filename,Width,Height,Roi.X1,Roi.Y1,Roi.X2,Roi.Y2,ClassId\r\n" GOOD_ROW,
                  NNL_SPLIT_TRAIN, "GT-00000.csv line 1: 'Filename,Width");
     gtsrb_broken("no_header", CSV0, GOOD_ROW, NNL_SPLIT_TRAIN, "GT-00000.csv line 1");
@@ -642,6 +666,7 @@ int main(void) {
     test_svhn_mutations();
     test_gtsrb_good();
     test_gtsrb_roi();
+    test_gtsrb_resized();
     test_gtsrb_broken();
     test_csv_and_resize();
     return nnl_test_finish("test_data_svhn_gtsrb");

@@ -23,6 +23,7 @@ static const char *kind_of(mode_t m) {
     if (S_ISFIFO(m)) return "a FIFO";
     if (S_ISSOCK(m)) return "a socket";
     if (S_ISLNK(m)) return "a symbolic link";
+    if (S_ISREG(m)) return "a regular file";
     return "not a regular file";
 }
 

@@ -80,9 +80,10 @@ void nnl_gtsrb_csv_free(nnl_gtsrb_csv *csv);
 int nnl_image_resize(const uint8_t *src, int c, int h, int w, int x0, int y0, int rw, int rh,
                      uint8_t *dst, int oh, int ow);
 
-/* Everything done to one decoded image (c = 1 or 3, h x w) of CSV row r: checks its size
- * against the row, clamps the ROI to the image (*clamped = 1 when it had to), crops to it
- * when crop_roi (an empty ROI is an error), and resizes into out (3 x size x size). name
+/* Everything done to one decoded image (c = 1 or 3, h x w) of CSV row r: scales the ROI to
+ * the image when the image is not the size the row gives (a copy resized after the CSVs were
+ * written: bit 2 of *clamped), clamps the ROI to the image (bit 1 when it had to), crops to
+ * it when crop_roi (an empty ROI is an error), and resizes into out (3 x size x size). name
  * (the image) and csv_name are used in messages. */
 int nnl_gtsrb_prepare(const nnl_gtsrb_row *r, const char *name, const char *csv_name,
                       const uint8_t *px, int c, int h, int w, int size, int crop_roi,

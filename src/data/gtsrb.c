@@ -256,23 +256,34 @@ int nnl_gtsrb_prepare(const nnl_gtsrb_row *r, const char *name, const char *csv_
                       const uint8_t *px, int c, int h, int w, int size, int crop_roi,
                       uint8_t *out, int *clamped) {
     *clamped = 0;
+    int resized = 0;
     if (!name) name = "image";
     if (!csv_name) csv_name = "CSV";
     if (size < 1 || size > NNL_GTSRB_MAX_SIZE)
         return nnl_fail(NNL_ERR_ARG, "GTSRB image size %d outside 1..%d", size, NNL_GTSRB_MAX_SIZE);
     if (c != 1 && c != 3) return nnl_fail(NNL_ERR_FORMAT, "%s: %d channels, expected 3 (RGB) or 1", name, c);
-    if (w != r->width || h != r->height)
-        return nnl_fail(NNL_ERR_SHAPE, "%s line %lld: %s is %dx%d but the CSV says %dx%d", csv_name,
-                        (long long)r->line, name, w, h, (int)r->width, (int)r->height);
-    int x1 = r->x1 < w ? r->x1 : w, x2 = r->x2 < w ? r->x2 : w;
-    int y1 = r->y1 < h ? r->y1 : h, y2 = r->y2 < h ? r->y2 : h;
-    *clamped = x1 != r->x1 || x2 != r->x2 || y1 != r->y1 || y2 != r->y2;
+    /* Copies of GTSRB resized after the CSVs were written are common. The CSV's size only
+     * matters for the ROI, which is then scaled to the image's real size (and reported). */
+    int rx1 = r->x1, rx2 = r->x2, ry1 = r->y1, ry2 = r->y2;
+    if (w != r->width || h != r->height) {
+        resized = 1;
+        if (r->width < 1 || r->height < 1)
+            return nnl_fail(NNL_ERR_FORMAT, "%s line %lld: the CSV gives %s a size of %dx%d", csv_name,
+                            (long long)r->line, name, (int)r->width, (int)r->height);
+        rx1 = (int)(((int64_t)r->x1 * w + r->width / 2) / r->width);
+        rx2 = (int)(((int64_t)r->x2 * w + r->width / 2) / r->width);
+        ry1 = (int)(((int64_t)r->y1 * h + r->height / 2) / r->height);
+        ry2 = (int)(((int64_t)r->y2 * h + r->height / 2) / r->height);
+    }
+    int x1 = rx1 < w ? rx1 : w, x2 = rx2 < w ? rx2 : w;
+    int y1 = ry1 < h ? ry1 : h, y2 = ry2 < h ? ry2 : h;
+    *clamped = (x1 != rx1 || x2 != rx2 || y1 != ry1 || y2 != ry2) | resized << 1;
     int x0 = 0, y0 = 0, rw = w, rh = h;
     if (crop_roi) {
         if (x2 <= x1 || y2 <= y1)
             return nnl_fail(NNL_ERR_FORMAT, "%s line %lld: ROI (%d,%d)-(%d,%d) of %s is empty%s", csv_name,
                             (long long)r->line, (int)r->x1, (int)r->y1, (int)r->x2, (int)r->y2, name,
-                            *clamped ? " once clamped to the image" : "");
+                            resized ? " once scaled to the image's size" : (*clamped & 1) ? " once clamped to the image" : "");
         x0 = x1;
         y0 = y1;
         rw = x2 - x1;
@@ -290,7 +301,7 @@ int nnl_gtsrb_prepare(const nnl_gtsrb_row *r, const char *name, const char *csv_
 /* ------------------------------------------------------------------ the layout */
 
 static int g_size = 32, g_crop = 0;
-static _Thread_local int64_t g_last_clamped = 0;
+static _Thread_local int64_t g_last_clamped = 0, g_last_resized = 0;
 
 int nnl_gtsrb_set_defaults(int size, int crop_roi) {
     if (size < 1 || size > NNL_GTSRB_MAX_SIZE)
@@ -301,6 +312,8 @@ int nnl_gtsrb_set_defaults(int size, int crop_roi) {
 }
 
 int64_t nnl_gtsrb_last_roi_clamped(void) { return g_last_clamped; }
+int64_t nnl_gtsrb_last_resized(void) { return g_last_resized; }
+int nnl_gtsrb_crop_roi(void) { return g_crop; }
 
 
 
@@ -444,12 +457,12 @@ static int collect_test(const char *base, group **gs, int *ng) {
 /* Decodes and prepares every image into its slot. Workers may fail in any order, so the
  * failure kept is the one with the lowest index: the same message on every run. */
 static int decode_all(const group *gs, const item *items, int64_t n, int size, int crop, uint8_t *pixels,
-                      int64_t *nclamped) {
-    int64_t clamped = 0;
+                      int64_t *nclamped, int64_t *nresized) {
+    int64_t clamped = 0, resized = 0;
     nnl_first_error fe;
     nnl_first_error_init(&fe, n);
     size_t per = 3 * (size_t)size * (size_t)size;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(nnl_get_threads()) reduction(+ : clamped)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nnl_get_threads()) reduction(+ : clamped, resized)
     for (int64_t i = 0; i < n; i++) {
         if (nnl_first_error_skip(&fe, i)) continue; /* a lower image already failed */
         const group *g = &gs[items[i].g];
@@ -463,18 +476,20 @@ static int decode_all(const group *gs, const item *items, int64_t n, int size, i
             snprintf(inner, sizeof inner, "%s", nnl_errmsg());
             st = nnl_fail(st, "%s line %lld: %s", g->csv_path, (long long)r->line, inner);
         } else st = nnl_gtsrb_prepare(r, path, g->csv_path, px, c, h, w, size, crop, pixels + (size_t)i * per, &cl);
-        clamped += cl;
+        clamped += cl & 1;
+        resized += cl >> 1 & 1;
         free(px);
         free(path);
         if (st) nnl_first_error_record(&fe, i, st);
     }
     *nclamped = clamped;
+    *nresized = resized;
     return nnl_first_error_status(&fe);
 }
 
 int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int crop_roi, int64_t *roi_clamped) {
     memset(ds, 0, sizeof *ds);
-    g_last_clamped = 0;
+    g_last_clamped = g_last_resized = 0;
     if (roi_clamped) *roi_clamped = 0;
     if (!dir) return nnl_fail(NNL_ERR_ARG, "nnl_gtsrb_load: NULL directory");
     if (split != NNL_SPLIT_TRAIN && split != NNL_SPLIT_TEST)
@@ -500,7 +515,7 @@ int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int cr
     group *gs = NULL;
     int ng = 0;
     item *items = NULL;
-    int64_t n = 0, clamped = 0;
+    int64_t n = 0, clamped = 0, resized = 0;
     int st = split == NNL_SPLIT_TRAIN ? collect_train(base, &gs, &ng) : collect_test(base, &gs, &ng);
     for (int g = 0; !st && g < ng; g++) n += gs[g].csv.n;
     if (!st && n > CSV_MAX_ROWS) st = nnl_fail(NNL_ERR_FORMAT, "%s: more than %d images", base, CSV_MAX_ROWS);
@@ -527,7 +542,7 @@ int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int cr
                 items[i].r = r;
                 ds->labels[i] = gs[g].csv.rows[r].class_id;
             }
-        st = decode_all(gs, items, n, size, crop_roi, ds->pixels, &clamped);
+        st = decode_all(gs, items, n, size, crop_roi, ds->pixels, &clamped, &resized);
     }
     free(items);
     free_groups(gs, ng);
@@ -540,6 +555,7 @@ int nnl_gtsrb_load(nnl_dataset *ds, const char *dir, int split, int size, int cr
     ds->h = ds->w = size;
     snprintf(ds->source, sizeof ds->source, "gtsrb");
     g_last_clamped = clamped;
+    g_last_resized = resized;
     if (roi_clamped) *roi_clamped = clamped;
     return NNL_OK;
 }

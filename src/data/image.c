@@ -22,6 +22,37 @@ static const char *image_kind(const uint8_t *b, size_t n) {
     return NULL;
 }
 
+/* The size a PNG (IHDR) or JPEG (start-of-frame marker) declares, read here: stb_image
+ * tries every format it knows when one fails, so its reason for refusing a 60000x60000 PNG
+ * ended as "unknown image type" instead of the size. 0 if it cannot be told. */
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static int declared_size(const uint8_t *b, size_t n, const char *kind, uint32_t *x, uint32_t *y) {
+    if (!strcmp(kind, "PNG")) {
+        if (n < 24 || memcmp(b + 12, "IHDR", 4) != 0) return 0;
+        *x = be32(b + 16);
+        *y = be32(b + 20);
+        return 1;
+    }
+    size_t at = 2;
+    while (at + 4 <= n) {
+        if (b[at] != 0xff) return 0;
+        uint8_t m = b[at + 1];
+        if (m == 0xff) { at++; continue; }
+        if (m == 0xd8 || m == 0x01 || (m >= 0xd0 && m <= 0xd7)) { at += 2; continue; }
+        size_t len = (size_t)b[at + 2] << 8 | b[at + 3];
+        /* SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC) */
+        if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
+            if (at + 9 > n) return 0;
+            *y = (uint32_t)b[at + 5] << 8 | b[at + 6];
+            *x = (uint32_t)b[at + 7] << 8 | b[at + 8];
+            return 1;
+        }
+        if (len < 2) return 0;
+        at += 2 + len;
+    }
+    return 0;
+}
+
 static const char *stb_reason(void) {
     const char *r = stbi_failure_reason();
     return r ? r : "unknown error";
@@ -103,6 +134,11 @@ static int decode(const uint8_t *buf, size_t size, const char *name, size_t max_
     if (strcmp(kind, "PPM/PGM") == 0) return pnm_decode(buf, size, name, max_pixels, pixels, c, h, w);
     if (size > (size_t)INT_MAX)
         return nnl_fail(NNL_ERR_FORMAT, "%s: %zu-byte image file is too large", name, size);
+    uint32_t dx, dy;
+    if (declared_size(buf, size, kind, &dx, &dy) &&
+        (dx < 1 || dy < 1 || dx > IMAGE_MAX_SIDE || dy > IMAGE_MAX_SIDE || (size_t)dx * dy > max_pixels))
+        return nnl_fail(NNL_ERR_FORMAT, "%s: %s of %ux%u pixels exceeds the %zu-pixel limit (at most %d per side)", name,
+                        kind, dx, dy, max_pixels, IMAGE_MAX_SIDE);
     int x, y, n;
     if (!stbi_info_from_memory(buf, (int)size, &x, &y, &n))
         return nnl_fail(NNL_ERR_FORMAT, "%s: corrupt %s header: %s", name, kind, stb_reason());

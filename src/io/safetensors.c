@@ -315,7 +315,7 @@ static int parse_tensor(const char *name, json_t *e, size_t data_size, nnl_st_te
 
     if (!json_is_string(dtype)) return st_fail(NNL_ERR_FORMAT, "tensor '%s': dtype is not a string", name);
     if (strcmp(json_string_value(dtype), "F32") != 0)
-        return st_fail(NNL_ERR_FORMAT, "tensor '%s': dtype %s is not supported (only F32)", name,
+        return st_fail(NNL_ERR_FORMAT, "tensor '%s': dtype '%s' is not supported (only 'F32')", name,
                        QN(json_string_value(dtype), qb));
 
     if (!json_is_array(shape))
