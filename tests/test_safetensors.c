@@ -368,7 +368,7 @@ static void test_corrupt(void) {
     bad_json("extra field", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", 8,
              "unexpected field 'x'");
     bad_json("dtype F16", "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
-             "tensor 'a': dtype F16 is not supported (only F32)");
+             "tensor 'a': dtype 'F16' is not supported (only 'F32')");
     bad_json("dtype not string", "{\"a\":{\"dtype\":32,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "dtype");
     bad_json("shape not array", "{\"a\":{\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8, "shape");
     bad_json("negative dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "shape[0]");
