@@ -67,6 +67,9 @@ int nnl_is_dir(const char *path);
 int nnl_write_file(const char *path, const void *data, size_t size, int flags);
 /* Creates a directory unless it exists (0700 with NNL_WRITE_SECRET, else 0777 less the umask). */
 int nnl_make_dir(const char *path, int flags);
+/* Tests: 1 makes every write take the named temporary file that file systems without
+ * O_TMPFILE get (the path nnl_discard_partial_files cleans up after). */
+void nnl_file_force_named_temp(int on);
 /* Removes a file; a missing one is not an error. */
 int nnl_remove_file(const char *path);
 

@@ -157,6 +157,9 @@ int nnl_read_file(const char *path, uint8_t **data, size_t *size, size_t max_byt
  */
 static char g_partial[PATH_MAX + 32];
 static volatile sig_atomic_t g_partial_set;
+static int g_named_only; /* tests: take the path of file systems without O_TMPFILE */
+
+void nnl_file_force_named_temp(int on) { g_named_only = on; }
 
 static void partial_set(const char *tmp) {
     g_partial_set = 0;
@@ -238,8 +241,9 @@ static void temp_name(const target *t, char *out, size_t n) {
 static int open_temp(const target *t, mode_t mode, char *name, size_t namelen, int *named) {
     *named = 0;
 #ifdef O_TMPFILE
-    int fd = open(t->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+    int fd = g_named_only ? -1 : open(t->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
     if (fd >= 0) return fd;
+    if (g_named_only) errno = EOPNOTSUPP;
     /* File systems without it answer EOPNOTSUPP, EISDIR or EINVAL; anything else is real. */
     if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL && errno != ENOENT) return -1;
 #endif
