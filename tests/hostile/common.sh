@@ -51,6 +51,20 @@ mount_tmpfs() {
 }
 # fill DIR: writes into DIR until the disk is full.
 fill() { dd if=/dev/zero of="$1/fill" bs=64k 2>/dev/null; sync; }
+# edit_model IN OUT CODE: a copy of the model file IN whose safetensors header, a dict h, the
+# Python statements CODE change (the tensors' bytes are kept).
+edit_model() {
+    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+exec(sys.argv[3])
+j = json.dumps(h).encode()
+j += b" " * (-len(j) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
+PY
+}
 # The training flags every test uses: tiny, fast, deterministic.
 tiny=(--data "$tmp/data" --arch dense16,relu,dense --epochs 1 --quiet -t 1)
 make_idx "$tmp/data" 200 80 1

@@ -17,16 +17,7 @@ fi
 
 echo "== 12. a model's declared architecture is checked against the bytes present before allocating"
 # base.nnl's header, with an architecture of 1.6 billion parameters (6.4 GB) in its metadata.
-/usr/bin/python3 - base.nnl huge.nnl <<'PY'
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-h["__metadata__"]["spec"] = "dense40000,relu,dense40000,dense"
-j = json.dumps(h).encode()
-j += b" " * (-len(j) % 8)
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
-PY
+edit_model base.nnl huge.nnl 'h["__metadata__"]["spec"] = "dense40000,relu,dense40000,dense"'
 echo "  huge.nnl is $(stat -c %s huge.nnl) bytes"
 for cmd in info eval predict; do
     args=(huge.nnl); [ $cmd = eval ] && args+=(--data data); [ $cmd = predict ] && args+=(--data data)

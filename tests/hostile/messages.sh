@@ -6,16 +6,7 @@
 "$nnlock" train "${tiny[@]}" -o base.nnl >/dev/null 2>&1 || { echo "cannot train the base model"; exit 1; }
 
 echo "== a dtype with an invisible trailing space is quoted"
-/usr/bin/python3 - base.nnl space.nnl <<'PY'
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-h["layers.0.weight"]["dtype"] = "F32 "
-j = json.dumps(h).encode()
-j += b" " * (-len(j) % 8)
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
-PY
+edit_model base.nnl space.nnl 'h["layers.0.weight"]["dtype"] = "F32 "'
 expect_fail "dtype 'F32 '" "dtype 'F32 ' is not supported" "$nnlock" info space.nnl
 
 echo "== a PNG that declares 60000x60000 pixels names the size limit"
