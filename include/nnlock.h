@@ -262,6 +262,12 @@ typedef struct nnl_hooks {
      */
     int (*sample)(void *user, uint8_t *img, int c, int h, int w, int64_t index, int label,
                   uint64_t seed, float *soft);
+    /*
+     * Optional (NULL: x = p / 255): the image's input values x in [0, 1], before the model's
+     * normalisation, from its 8-bit pixels after `sample`; for a lock whose transform does
+     * not map 8-bit values to 8-bit values (the key-transform lock's `ffx`).
+     */
+    void (*to_float)(void *user, const uint8_t *img, int c, int h, int w, float *x);
 } nnl_hooks;
 
 typedef struct nnl_progress {
@@ -328,6 +334,12 @@ typedef struct nnl_eval {
 int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, int batch,
                  nnl_eval *ev);
 void nnl_eval_free(nnl_eval *ev);
+/* nnl_model_predict with each image first passed through hooks as nnl_evaluate passes a data
+ * set's images (image r of the call counts as image first + r, for hooks that depend on it),
+ * so that predictions match evaluation exactly; hooks may be NULL. Hooks that relabel are
+ * for training: their labels are ignored here. */
+int nnl_model_predict_hooked(nnl_model *m, const uint8_t *pixels, int64_t n, const nnl_hooks *hooks, int64_t first,
+                             float *probs, int32_t *pred);
 double nnl_eval_accuracy(const nnl_eval *ev);
 double nnl_eval_class_accuracy(const nnl_eval *ev, int k);
 
@@ -414,6 +426,71 @@ double nnl_remap_accuracy(const int64_t *learn, const int64_t *test, int k, int 
  * (a seeded random subset) and measured on the rest. */
 int nnl_eval_remapped(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, double fraction,
                       uint64_t seed, double *accuracy);
+
+/* ---------------------------------------------------------------- key-transform lock (Maung Maung & Kiya) */
+
+/*
+ * A secret key-driven transform of the input (Maung Maung & Kiya, GCCE 2020, APSIPA 2021,
+ * ICIP 2021; docs/key-transform.md). An image is cut into M x M blocks; each block, flattened
+ * to c*M*M values ordered row, column, channel, is transformed with one key for all blocks:
+ *  - shuffle: output value i is input value perm[i] (a secret permutation);
+ *  - np (negative/positive): x -> 1 - x where mask[i] is 1 (a secret subset);
+ *  - ffx: where mask[i] is 1 an 8-bit value v becomes table[v], a format-preserving
+ *    encryption of v as 3 decimal digits (0..999); then every value is divided by the
+ *    table's largest entry. table comes from pyffx's FFX (HMAC-SHA1) or NIST FF1 (AES).
+ * A model trained on transformed images answers correctly only for transformed inputs.
+ * The key (perm or mask, and the cipher key) lives in a key file; the model's metadata says
+ * only the method, block size, channels and cipher.
+ */
+enum { NNL_TF_SHUFFLE = 0, NNL_TF_NP = 1, NNL_TF_FFX = 2 };
+enum { NNL_FFX_PYFFX = 0, NNL_FFX_FF1 = 1 };
+#define NNL_TF_MAX_BLOCK 64
+
+typedef struct nnl_transform {
+    int method;          /* NNL_TF_* */
+    int block;           /* M: the blocks are M x M pixels */
+    int c;               /* channels the key is for */
+    int n;               /* values per block: c * M * M */
+    uint16_t *perm;      /* shuffle: n entries */
+    uint8_t *mask;       /* np, ffx: n entries 0/1 */
+    int cipher;          /* ffx: NNL_FFX_* */
+    uint8_t ffx_key[32]; /* ffx: the cipher's key, ffx_keylen bytes */
+    int ffx_keylen;
+    uint16_t table[256]; /* ffx: v -> table[v] in 0..999, made from the cipher and key */
+    uint16_t table_max;
+} nnl_transform;
+
+typedef struct nnl_transform_opts {
+    int method;          /* default NNL_TF_SHUFFLE */
+    int block;           /* default 4 */
+    int cipher;          /* default NNL_FFX_PYFFX */
+    uint64_t seed;       /* 0 (default): every secret from the system's CSPRNG */
+} nnl_transform_opts;
+
+void nnl_transform_opts_default(nnl_transform_opts *o);
+/* A fresh key for images of c channels. */
+int nnl_transform_generate(nnl_transform *t, int c, const nnl_transform_opts *o);
+void nnl_transform_free(nnl_transform *t);
+/* Key files: JSON, written atomically with mode 0600 from the first byte; an existing file
+ * is refused unless overwrite. */
+int nnl_transform_save(const nnl_transform *t, const char *path, int overwrite);
+int nnl_transform_load(nnl_transform *t, const char *path);
+int nnl_transform_parse(nnl_transform *t, const uint8_t *data, size_t size, const char *name);
+/* NNL_OK if the key fits c x h x w images (channels, and M divides h and w). */
+int nnl_transform_check(const nnl_transform *t, int c, int h, int w, const char *name);
+/* The transformed image as input values in [0, 1] (what the model sees before its
+ * normalisation). For shuffle and np these are 8-bit values / 255; nnl_transform_apply_u8
+ * gives those bytes in place (NNL_ERR_UNSUPPORTED for ffx, whose values are not 8-bit). */
+void nnl_transform_apply(const nnl_transform *t, const uint8_t *img, int c, int h, int w, float *x);
+int nnl_transform_apply_u8(const nnl_transform *t, uint8_t *img, int c, int h, int w);
+/* Hooks that transform every image (training on transformed images, and authorized use). */
+void nnl_transform_hooks(nnl_hooks *h, const nnl_transform *t);
+/* The lock's public description in the model's metadata (lock.transform.*). */
+int nnl_transform_record(nnl_model *m, const nnl_transform *t);
+/* log2 of the number of keys of this method and size: log2((cM^2)!) for shuffle, cM^2 for
+ * np and ffx (the positions; ffx's cipher key adds 8 * ffx_keylen more). */
+double nnl_transform_key_bits(int method, int c, int block);
+const char *nnl_transform_method_name(int method);
 
 /* ---------------------------------------------------------------- weight lock (Deep-Lock) */
 

@@ -1,11 +1,13 @@
 /*
- * AES S-box tables and the AES-128 / AES-256 key expansion (FIPS-197 section 5.2),
- * continued indefinitely to give Deep-Lock one round-key word per model parameter.
+ * AES S-box tables, the AES-128 / AES-256 key expansion (FIPS-197 section 5.2), continued
+ * indefinitely for Deep-Lock's round-key words (keysched.c), and the block cipher (section
+ * 5.1), for FF1 (ff1.c).
  */
-#include "weightlock.h"
+#include "aes.h"
+#include "../core/core.h"
 
+#include <sodium.h>
 #include <string.h>
-
 /* FIPS-197 figure 7; tests/test_weightlock.c recomputes every entry from GF(2^8). */
 const uint8_t nnl_aes_sbox[256] = {
     0x63, 0x7c, 0x77, 0x7b, 0xf2, 0x6b, 0x6f, 0xc5, 0x30, 0x01, 0x67, 0x2b, 0xfe, 0xd7, 0xab, 0x76,
@@ -44,20 +46,6 @@ const uint8_t nnl_aes_inv_sbox[256] = {
     0x17, 0x2b, 0x04, 0x7e, 0xba, 0x77, 0xd6, 0x26, 0xe1, 0x69, 0x14, 0x63, 0x55, 0x21, 0x0c, 0x7d,
 };
 
-static inline uint32_t sub_word(uint32_t x) {
-    return (uint32_t)nnl_aes_sbox[x >> 24] << 24 | (uint32_t)nnl_aes_sbox[(x >> 16) & 255] << 16 |
-           (uint32_t)nnl_aes_sbox[(x >> 8) & 255] << 8 | (uint32_t)nnl_aes_sbox[x & 255];
-}
-
-static inline uint32_t rot_word(uint32_t x) { return x << 8 | x >> 24; }
-
-/* Rcon past the tenth value keeps doubling in GF(2^8): 0x36 -> 0x6c -> 0xd8 -> 0xab ... */
-static inline uint8_t xtime(uint8_t x) { return (uint8_t)((x << 1) ^ ((x & 0x80) ? 0x1b : 0)); }
-
-static inline uint32_t load_be32(const uint8_t *b) {
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
 /*
  * The textbook loop, kept deliberately separate from the grouped generator below so the
  * test can hold one against the other.
@@ -81,178 +69,44 @@ int nnl_aes_expand_key(const uint8_t *key, size_t key_len, uint32_t *w, size_t n
     return NNL_OK;
 }
 
-/*
- * One group of nk words from the previous group. Each word is written as the previous
- * group's prefix XOR (computed off the critical path) XOR the SubWord result, so the
- * serial dependency per group is one SubWord and one XOR instead of nk chained XORs.
- */
-static inline void step4(uint32_t g[4], uint8_t *rcon) {
-    uint32_t t = sub_word(rot_word(g[3])) ^ (uint32_t)*rcon << 24;
-    uint32_t p1 = g[0] ^ g[1], p2 = p1 ^ g[2], p3 = p2 ^ g[3];
-    g[0] ^= t; g[1] = p1 ^ t; g[2] = p2 ^ t; g[3] = p3 ^ t;
-    *rcon = xtime(*rcon);
-}
-
-static inline void step8(uint32_t g[8], uint8_t *rcon) {
-    uint32_t t = sub_word(rot_word(g[7])) ^ (uint32_t)*rcon << 24;
-    uint32_t p1 = g[0] ^ g[1], p2 = p1 ^ g[2], p3 = p2 ^ g[3];
-    g[0] ^= t; g[1] = p1 ^ t; g[2] = p2 ^ t; g[3] = p3 ^ t;
-    uint32_t u = sub_word(g[3]);
-    uint32_t q1 = g[4] ^ g[5], q2 = q1 ^ g[6], q3 = q2 ^ g[7];
-    g[4] ^= u; g[5] = q1 ^ u; g[6] = q2 ^ u; g[7] = q3 ^ u;
-    *rcon = xtime(*rcon);
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define NNL_AES_HAVE_NI 1
-
-/*
- * The same steps with AES-NI, which is what bounds the streaming lock: the schedule is
- * one serial chain, and AESENCLAST does a whole SubWord in one instruction. The group
- * lives in XMM registers as key bytes (k0 k1 k2 k3 per word). With RotWord(w3) (or w3)
- * broadcast to all four columns, ShiftRows is the identity, so AESENCLAST gives
- * SubWord(..) XOR round key in every column; the round key carries Rcon in byte k0.
- */
-__attribute__((target("aes,ssse3"))) static void run_groups_ni(nnl_wl_sched *s, uint32_t *out, uint64_t ngroups) {
-    const __m128i bswap = _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
-    const __m128i rot3 = _mm_set_epi8(12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13);
-    const __m128i bcast3 = _mm_set_epi8(15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12);
-    const __m128i zero = _mm_setzero_si128();
-    uint8_t rcon = s->rcon;
-    __m128i a = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)s->group), bswap);
-    __m128i b = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s->group + 4)), bswap);
-#define NNL_PREFIX(x) (x = _mm_xor_si128(x, _mm_slli_si128(x, 4)), x = _mm_xor_si128(x, _mm_slli_si128(x, 8)))
-    if (s->nk == 4) {
-        for (uint64_t k = 0; k < ngroups; k++) {
-            __m128i t = _mm_aesenclast_si128(_mm_shuffle_epi8(a, rot3), _mm_set1_epi32(rcon));
-            NNL_PREFIX(a);
-            a = _mm_xor_si128(a, t);
-            rcon = xtime(rcon);
-            if (out) { _mm_storeu_si128((__m128i *)out, _mm_shuffle_epi8(a, bswap)); out += 4; }
-        }
-    } else {
-        for (uint64_t k = 0; k < ngroups; k++) {
-            __m128i t = _mm_aesenclast_si128(_mm_shuffle_epi8(b, rot3), _mm_set1_epi32(rcon));
-            NNL_PREFIX(a);
-            a = _mm_xor_si128(a, t);
-            __m128i u = _mm_aesenclast_si128(_mm_shuffle_epi8(a, bcast3), zero);
-            NNL_PREFIX(b);
-            b = _mm_xor_si128(b, u);
-            rcon = xtime(rcon);
-            if (out) {
-                _mm_storeu_si128((__m128i *)out, _mm_shuffle_epi8(a, bswap));
-                _mm_storeu_si128((__m128i *)(out + 4), _mm_shuffle_epi8(b, bswap));
-                out += 8;
-            }
-        }
-    }
-#undef NNL_PREFIX
-    _mm_storeu_si128((__m128i *)s->group, _mm_shuffle_epi8(a, bswap));
-    _mm_storeu_si128((__m128i *)(s->group + 4), _mm_shuffle_epi8(b, bswap));
-    s->rcon = rcon;
-}
-#endif
-
-int nnl_aes_ni_usable(void) {
-#ifdef NNL_AES_HAVE_NI
-    if (nnl_wl_scalar_forced()) return 0;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("ssse3");
-#else
-    return 0;
-#endif
-}
-
-/* Advances the group ngroups times, writing every new group to out when out != NULL. */
-static void run_groups(nnl_wl_sched *s, uint32_t *out, uint64_t ngroups) {
-#ifdef NNL_AES_HAVE_NI
-    if (nnl_aes_ni_usable()) { run_groups_ni(s, out, ngroups); return; }
-#endif
-    uint32_t g[8];
-    uint8_t rcon = s->rcon;
-    memcpy(g, s->group, sizeof g);
-    if (s->nk == 4) {
-        for (uint64_t k = 0; k < ngroups; k++) {
-            step4(g, &rcon);
-            if (out) { memcpy(out, g, 4 * sizeof *g); out += 4; }
-        }
-    } else {
-        for (uint64_t k = 0; k < ngroups; k++) {
-            step8(g, &rcon);
-            if (out) { memcpy(out, g, 8 * sizeof *g); out += 8; }
-        }
-    }
-    memcpy(s->group, g, sizeof g);
-    s->rcon = rcon;
-    nnl_wl_wipe(g, sizeof g);
-}
-
-int nnl_wl_sched_init(nnl_wl_sched *s, const uint8_t *key, size_t key_len) {
-    memset(s, 0, sizeof *s);
+int nnl_aes_init(nnl_aes *a, const uint8_t *key, size_t key_len) {
+    memset(a, 0, sizeof *a);
     if (key_len != 16 && key_len != 32)
-        return nnl_fail(NNL_ERR_KEY, "weight-lock key must be 16 or 32 bytes (AES-128 or AES-256), got %zu", key_len);
-    memcpy(s->key, key, key_len);
-    s->nk = (int)(key_len / 4);
-    for (int i = 0; i < s->nk; i++) s->group[i] = load_be32(key + 4 * i);
-    s->rcon = 0x01;
-    s->pos = 0;
-    s->next = 0;
-    return NNL_OK;
+        return nnl_fail(NNL_ERR_KEY, "AES: key must be 16 or 32 bytes, got %zu", key_len);
+    a->rounds = key_len == 16 ? 10 : 14;
+    return nnl_aes_expand_key(key, key_len, a->rk, (size_t)4 * (a->rounds + 1));
 }
 
-static int sched_ready(const nnl_wl_sched *s) {
-    if (s->nk != 4 && s->nk != 8)
-        return nnl_fail(NNL_ERR_ARG, "weight-lock key schedule used without a valid key");
-    return NNL_OK;
+void nnl_aes_wipe(nnl_aes *a) { sodium_memzero(a, sizeof *a); }
+
+/* The state as 16 bytes in FIPS-197 order (column-major: byte 4c + r is row r, column c). */
+static void add_round_key(uint8_t s[16], const uint32_t *rk) {
+    for (int c = 0; c < 4; c++)
+        for (int r = 0; r < 4; r++) s[4 * c + r] ^= (uint8_t)(rk[c] >> (24 - 8 * r));
 }
 
-int nnl_wl_sched_words(nnl_wl_sched *s, uint32_t *out, size_t n) {
-    int st = sched_ready(s);
-    if (st) return st;
-    size_t nk = (size_t)s->nk;
-    while (n > 0) {
-        if ((size_t)s->pos == nk) {
-            if (n >= nk) {
-                /* Whole groups go straight to the caller's buffer. */
-                size_t ng = n / nk;
-                run_groups(s, out, ng);
-                out += ng * nk; n -= ng * nk; s->next += ng * nk;
-                continue;
+void nnl_aes_encrypt(const nnl_aes *a, const uint8_t in[16], uint8_t out[16]) {
+    uint8_t s[16], t[16];
+    memcpy(s, in, 16);
+    add_round_key(s, a->rk);
+    for (int round = 1; round <= a->rounds; round++) {
+        /* SubBytes and ShiftRows: row r rotates left by r columns. */
+        for (int c = 0; c < 4; c++)
+            for (int r = 0; r < 4; r++) t[4 * c + r] = nnl_aes_sbox[s[4 * ((c + r) & 3) + r]];
+        if (round < a->rounds) {
+            /* MixColumns */
+            for (int c = 0; c < 4; c++) {
+                uint8_t *x = t + 4 * c, a0 = x[0], a1 = x[1], a2 = x[2], a3 = x[3], all = a0 ^ a1 ^ a2 ^ a3;
+                x[0] = a0 ^ all ^ xtime(a0 ^ a1);
+                x[1] = a1 ^ all ^ xtime(a1 ^ a2);
+                x[2] = a2 ^ all ^ xtime(a2 ^ a3);
+                x[3] = a3 ^ all ^ xtime(a3 ^ a0);
             }
-            run_groups(s, NULL, 1);
-            s->pos = 0;
         }
-        size_t take = nk - (size_t)s->pos;
-        if (take > n) take = n;
-        memcpy(out, s->group + s->pos, take * sizeof *out);
-        s->pos += (int)take; out += take; n -= take; s->next += take;
+        memcpy(s, t, 16);
+        add_round_key(s, a->rk + 4 * round);
     }
-    return NNL_OK;
+    memcpy(out, s, 16);
+    sodium_memzero(t, sizeof t);
+    sodium_memzero(s, sizeof s);
 }
-
-int nnl_wl_sched_seek(nnl_wl_sched *s, uint64_t index) {
-    int st = sched_ready(s);
-    if (st) return st;
-    if (index < s->next) {
-        uint8_t key[32];
-        size_t len = (size_t)s->nk * 4;
-        memcpy(key, s->key, len);
-        st = nnl_wl_sched_init(s, key, len);
-        nnl_wl_wipe(key, sizeof key);
-        if (st) return st;
-    }
-    uint64_t nk = (uint64_t)s->nk;
-    uint64_t d = index - s->next;
-    uint64_t rest = nk - (uint64_t)s->pos;
-    if (d <= rest) { s->pos += (int)d; s->next = index; return NNL_OK; }
-    d -= rest;
-    /* The group holding word `index` becomes the current one, with pos words used. */
-    uint64_t ng = (d + nk - 1) / nk;
-    run_groups(s, NULL, ng);
-    s->pos = (int)(nk - (ng * nk - d));
-    s->next = index;
-    return NNL_OK;
-}
-
-void nnl_wl_sched_wipe(nnl_wl_sched *s) { nnl_wl_wipe(s, sizeof *s); }

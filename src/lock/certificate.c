@@ -193,13 +193,11 @@ static int stamp_hook(void *user, uint8_t *img, int c, int h, int w, int64_t ind
 }
 
 void nnl_cert_train_hooks(nnl_hooks *h, nnl_cert_lock *l) {
-    h->user = l;
-    h->sample = train_hook;
+    *h = (nnl_hooks){.user = l, .sample = train_hook};
 }
 
 void nnl_cert_stamp_hooks(nnl_hooks *h, const nnl_cert *k) {
-    h->user = (void *)k;
-    h->sample = stamp_hook;
+    *h = (nnl_hooks){.user = (void *)k, .sample = stamp_hook};
 }
 
 static const char *const strategy_names[] = {"single", "rule", "random", "uniform"};

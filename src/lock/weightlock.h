@@ -20,20 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---------------------------------------------------------------- AES tables (aes.c) */
+#include "aes.h"
 
-extern const uint8_t nnl_aes_sbox[256];
-extern const uint8_t nnl_aes_inv_sbox[256];
-
-/*
- * Writes the first nwords words of the AES key expansion of key (key_len 16 = AES-128,
- * 32 = AES-256), continued past the standard 44 / 60 words. Words are FIPS-197 words:
- * key byte 0 is the most significant byte of w[0]. Returns NNL_ERR_KEY for another length.
- */
-int nnl_aes_expand_key(const uint8_t *key, size_t key_len, uint32_t *w, size_t nwords);
+/* ---------------------------------------------------------------- the key schedule (keysched.c) */
 
 /*
- * Streaming generator of the same words, so a 10M-parameter model needs no 40 MB word
+ * Streaming generator of the words of nnl_aes_expand_key, so a 10M-parameter model needs no 40 MB word
  * array. Holds a copy of the key: clear it with nnl_wl_sched_wipe when done.
  */
 typedef struct nnl_wl_sched {

@@ -248,6 +248,21 @@ void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float
         }
 }
 
+void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl_hooks *hooks, float *x) {
+    if (!hooks || !hooks->to_float) { nnl_model_normalize(m, px, n, x); return; }
+    size_t plane = (size_t)m->input.h * m->input.w, in = plane * (size_t)m->input.c;
+    int c = m->input.c;
+    #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n * (int64_t)in > 100000)
+    for (int64_t i = 0; i < n; i++) {
+        float *o = x + (size_t)i * in;
+        hooks->to_float(hooks->user, px + (size_t)i * in, c, m->input.h, m->input.w, o);
+        for (int k = 0; k < c; k++) {
+            float inv = 1.0f / m->std[k], mu = m->mean[k];
+            for (size_t j = 0; j < plane; j++) o[(size_t)k * plane + j] = (o[(size_t)k * plane + j] - mu) * inv;
+        }
+    }
+}
+
 double nnl_model_train_flops(const nnl_model *m) {
     double f = 0.0;
     for (int i = 0; i < m->nlayers; i++) {
@@ -394,13 +409,36 @@ int nnl_model_logits(nnl_model *m, const float *x, int64_t n, float *logits) {
 }
 
 int nnl_model_predict(nnl_model *m, const uint8_t *pixels, int64_t n, float *probs, int32_t *pred) {
+    return nnl_model_predict_hooked(m, pixels, n, NULL, 0, probs, pred);
+}
+
+int nnl_model_predict_hooked(nnl_model *m, const uint8_t *pixels, int64_t n, const nnl_hooks *hooks, int64_t first,
+                             float *probs, int32_t *pred) {
     int bs, st = prepare_inference(m, n, &bs);
     if (st) return st;
     size_t in = nnl_shape_size(m->input);
     int k = m->nclass;
+    uint8_t *copy = NULL;
+    float *soft = NULL;
+    if (hooks && hooks->sample) {
+        copy = malloc((size_t)bs * in);
+        soft = malloc((size_t)k * sizeof *soft);
+        if (!copy || !soft) { free(copy); free(soft); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
+    }
     for (int64_t i = 0; i < n; i += bs) {
         int b = (int)(n - i < bs ? n - i : bs);
-        nnl_model_normalize(m, pixels + (size_t)i * in, b, m->acts[0]);
+        const uint8_t *px = pixels + (size_t)i * in;
+        if (copy) {
+            /* What nnl_evaluate gives the hook for image first + i + r of a data set. */
+            memcpy(copy, px, (size_t)b * in);
+            for (int r = 0; r < b; r++) {
+                uint64_t index = (uint64_t)(first + i + r);
+                hooks->sample(hooks->user, copy + (size_t)r * in, m->input.c, m->input.h, m->input.w, (int64_t)index, 0,
+                              nnl_mix64(NNL_EVAL_HOOK_SEED ^ index), soft);
+            }
+            px = copy;
+        }
+        nnl_model_input(m, px, b, hooks, m->acts[0]);
         const float *z = nnl_model_forward(m, m->acts[0], b, 0, 0, 0, 0.0f);
         for (int r = 0; r < b; r++) {
             const float *zr = z + (size_t)r * k;
@@ -415,6 +453,8 @@ int nnl_model_predict(nnl_model *m, const uint8_t *pixels, int64_t n, float *pro
             }
         }
     }
+    free(copy);
+    free(soft);
     return NNL_OK;
 }
 

@@ -70,6 +70,13 @@ void nnl_model_backward_fresh(nnl_model *m, const float *dlogits, int n);
 void nnl_model_zero_grad(nnl_model *m);
 /* Normalises 8-bit CHW images into float input. */
 void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float *x);
+/* The model's input from 8-bit images that went through hooks->sample: normalised, after the
+ * hooks' float stage (to_float) when they have one. */
+void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl_hooks *hooks, float *x);
+/* The seed evaluation passes hooks (nnl_mix64(seed ^ image index)), so that a random
+ * certificate placement or a key-dependent transform is the same on every run, and the
+ * same in nnl_model_predict_hooked as in nnl_evaluate. */
+#define NNL_EVAL_HOOK_SEED 0x5eedULL
 /* Training FLOPs of one sample (forward + backward, multiply-add = 2 FLOPs). */
 double nnl_model_train_flops(const nnl_model *m);
 

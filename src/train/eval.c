@@ -28,8 +28,8 @@ int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, in
         for (int j = 0; j < n; j++) idx[j] = i + j;
         /* Evaluation hooks see a fixed seed so that a random certificate placement
          * or key-dependent transform is the same on every run. */
-        nnl_batcher_fill(&b, ds, idx, n, 0, 0, hooks, 0x5eedULL);
-        nnl_model_normalize(m, b.px, n, m->acts[0]);
+        nnl_batcher_fill(&b, ds, idx, n, 0, 0, hooks, NNL_EVAL_HOOK_SEED);
+        nnl_model_input(m, b.px, n, hooks, m->acts[0]);
         const float *z = nnl_model_forward(m, m->acts[0], n, 0, 0, 0, 0.0f);
         /* Scored against the data set's true labels; the hook's label only matters in training. */
         for (int j = 0; j < n; j++) b.labels[j] = ds->labels[i + j];

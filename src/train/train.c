@@ -86,7 +86,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
         for (int64_t bi = 0; bi < batches; bi++, step++) {
             int n = (int)(train->n - bi * bs < bs ? train->n - bi * bs : bs);
             nnl_batcher_fill(&b, train, perm + bi * bs, n, o->augment_crop, o->augment_flip, o->hooks, ep_seed);
-            nnl_model_normalize(m, b.px, n, m->acts[0]);
+            nnl_model_input(m, b.px, n, o->hooks, m->acts[0]);
             const float *z = nnl_model_forward(m, m->acts[0], n, 1, o->seed, step, o->bn_momentum);
             double loss = nnl_softmax_xent(z, b.labels, b.has_soft ? b.soft : NULL, n, m->nclass,
                                            o->label_smoothing, dlogits, &correct);
