@@ -1,5 +1,8 @@
 #include "figures.h"
 #include "io/plot.h"
+#include "nn/model.h"
+
+#include <math.h>
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -59,38 +62,51 @@ static int certificate_png(const char *cmd, const char *dir, const nnl_cert *k, 
     return save(cmd, &c, dir, "certificate.png", 1);
 }
 
-/* Two rows of test images, clean and stamped, with the model's predictions. */
-static int examples_png(const char *cmd, const char *dir, nnl_model *m, const nnl_dataset *test, const nnl_cert *k) {
+/* Two rows of test images, plain and as an authorized user's input (every input lock's key
+ * applied), with the model's predictions: what nnl_evaluate computes, image by image. */
+static int examples_png(const char *cmd, const char *dir, nnl_model *m, const nnl_dataset *test, const nnl_hooks *auth) {
     const int n = 8, zoom = test->h >= 64 ? 1 : 128 / test->h;
-    int tw = test->w * zoom, th = test->h * zoom, rows = k ? 2 : 1;
+    int tw = test->w * zoom, th = test->h * zoom, rows = auth ? 2 : 1;
     int W = 110 + n * (tw + 16), H = 50 + rows * (th + 40);
     size_t isz = (size_t)test->c * test->h * test->w;
     int64_t cnt = test->n < n ? test->n : n;
     uint8_t *imgs = malloc(isz * (size_t)cnt);
+    float *x = malloc(isz * sizeof *x);
     int32_t pred[8];
     nnl_canvas c;
-    if (!imgs || nnl_canvas_init(&c, W, H, 0xffffff)) { free(imgs); return cli_lib_fail(cmd, NNL_ERR_NOMEM); }
-    nnl_canvas_text(&c, 10, 12, k ? "predictions: clean (unauthorized) vs stamped (authorized)" : "predictions", 2, 0);
+    if (!imgs || !x || nnl_canvas_init(&c, W, H, 0xffffff)) { free(imgs); free(x); return cli_lib_fail(cmd, NNL_ERR_NOMEM); }
+    nnl_canvas_text(&c, 10, 12, auth ? "predictions: plain images (unauthorized) vs with the key (authorized)" : "predictions", 2, 0);
     for (int row = 0; row < rows; row++) {
+        int st = nnl_model_predict_hooked(m, test->pixels, cnt, row ? auth : NULL, 0, NULL, pred);
+        if (st) { free(imgs); free(x); nnl_canvas_free(&c); return cli_lib_fail(cmd, st); }
         memcpy(imgs, test->pixels, isz * (size_t)cnt);
-        if (row == 1)
-            for (int i = 0; i < cnt; i++) nnl_cert_stamp(k, imgs + isz * (size_t)i, test->c, test->h, test->w, (uint64_t)i);
-        int st = nnl_model_predict(m, imgs, cnt, NULL, pred);
-        if (st) { free(imgs); nnl_canvas_free(&c); return cli_lib_fail(cmd, st); }
+        /* The pictures show what the model was given: the same hook calls as the prediction. */
+        for (int i = 0; row && i < cnt; i++) {
+            uint8_t *img = imgs + isz * (size_t)i;
+            float soft[NNL_MAX_CLASSES];
+            if (auth->sample)
+                auth->sample(auth->user, img, test->c, test->h, test->w, i, 0, nnl_mix64(NNL_EVAL_HOOK_SEED ^ (uint64_t)i), soft);
+            if (auth->to_float) {
+                auth->to_float(auth->user, img, test->c, test->h, test->w, x);
+                for (size_t j = 0; j < isz; j++) img[j] = (uint8_t)lrintf(x[j] < 0 ? 0 : x[j] > 1 ? 255 : 255 * x[j]);
+            }
+        }
         int y = 45 + row * (th + 40);
-        nnl_canvas_text(&c, 10, y + th / 2 - 4, row ? "stamped" : "clean", 2, 0);
+        nnl_canvas_text(&c, 10, y + th / 2 - 4, row ? "with key" : "plain", 2, 0);
         for (int i = 0; i < cnt; i++) {
-            int x = 110 + i * (tw + 16);
+            int xx = 110 + i * (tw + 16);
             int ok = pred[i] == test->labels[i];
-            nnl_canvas_frame(&c, x - 3, y - 3, tw + 6, th + 6, 3, ok ? GREEN : RED);
-            nnl_canvas_image(&c, x, y, imgs + isz * (size_t)i, test->c, test->h, test->w, zoom);
+            nnl_canvas_frame(&c, xx - 3, y - 3, tw + 6, th + 6, 3, ok ? GREEN : RED);
+            nnl_canvas_image(&c, xx, y, imgs + isz * (size_t)i, test->c, test->h, test->w, zoom);
             char t[16];
             label_text(m, pred[i], t, sizeof t);
-            nnl_canvas_text(&c, x, y + th + 8, t, 1, ok ? GREEN : RED);
+            nnl_canvas_text(&c, xx, y + th + 8, t, 1, ok ? GREEN : RED);
         }
     }
     free(imgs);
-    return save(cmd, &c, dir, "examples.png", k != NULL);
+    free(x);
+    /* Plain and keyed images side by side give the key away: the key's mode. */
+    return save(cmd, &c, dir, "examples.png", auth != NULL);
 }
 
 static int curves_png(const char *cmd, const char *dir, nnl_model *m) {
@@ -131,9 +147,14 @@ static int curves_png(const char *cmd, const char *dir, nnl_model *m) {
     return st ? cli_lib_fail(cmd, st) : 0;
 }
 
-int cli_figures(const char *cmd, const char *dir, nnl_model *m, const nnl_dataset *test, const nnl_cert *cert) {
+int cli_figures(const char *cmd, const char *dir, nnl_model *m, const nnl_dataset *test, cli_locks *L) {
     if (cli_mkdir(cmd, dir)) return 1;
-    if (cert && certificate_png(cmd, dir, cert, test)) return 1;
-    if (examples_png(cmd, dir, m, test, cert)) return 1;
+    int inputs[CLI_MAX_LOCKS], ni = L ? cli_locks_inputs(L, inputs) : 0;
+    /* The certificate itself, drawn large: the one lock whose key is a picture. */
+    for (int i = 0; i < ni; i++)
+        if (L->l[inputs[i]].ops == &nnl_lock_certificate && certificate_png(cmd, dir, L->l[inputs[i]].key.key, test)) return 1;
+    nnl_hooks auth;
+    if (ni && cli_locks_hooks(L, cmd, ~0u, &auth)) return 1;
+    if (examples_png(cmd, dir, m, test, ni ? &auth : NULL)) return 1;
     return curves_png(cmd, dir, m);
 }

@@ -1,5 +1,5 @@
 /* nnlock predict: labels and top-k probabilities for image files or a data set. */
-#include "cli.h"
+#include "locks.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -16,8 +16,10 @@ static void usage(FILE *out) {
         "  -d, --data PATH    predict the test split of a data set instead of files\n"
         "      --limit N      with --data: only the first N images (default 20)\n"
         "  -t, --threads N    threads (default 0: all cores)\n"
-        "      --key FILE     certificate key: stamp each image before classifying (a\n"
-        "                     certificate-locked model answers correctly only then)\n"
+        "      --key FILE     a key of the locked model (repeat for several locks): each image\n"
+        "                     gets the key applied (stamped, transformed) as eval applies it,\n"
+        "                     and a weight key decrypts the model in memory\n"
+        "      --lock NAME    the lock of the --key after it (the key file tells, otherwise)\n"
         "      --json         JSON output\n"
         CLI_WEIGHTS_USAGE);
 }
@@ -77,49 +79,53 @@ static void emit(nnl_model *m, const char *what, const float *p, int k, int top,
 }
 
 static int run(int argc, char **argv) {
-    static const struct option lo[] = {{"top", 1, 0, 'k'}, {"data", 1, 0, 'd'}, {"limit", 1, 0, 1},
-                                       {"threads", 1, 0, 't'}, {"json", 0, 0, 2},
-                                       {"key", 1, 0, 3}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
-    const char *key = NULL;
+    static const struct option base[] = {{"top", 1, 0, 'k'}, {"data", 1, 0, 'd'}, {"limit", 1, 0, 1},
+                                         {"threads", 1, 0, 't'}, {"json", 0, 0, 2}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
+    cli_locks L;
+    struct option *lo = cli_locks_options(&L, base, 500, 0);
+    if (!lo) return cli_fail("predict", "out of memory");
     const char *cmd = "predict", *data = NULL;
     cli_weights_opts wo = {0};
     long top = 3, limit = 20, threads = 0;
-    int json = 0, c;
+    int json = 0, c, r, rc = 2, st;
+    nnl_model *m = NULL;
+    json_t *arr = NULL;
+    float *probs = NULL;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:d:t:", lo, NULL)) != -1) {
         switch (c) {
-        case 'k': if (cli_int(cmd, "--top", optarg, 1, NNL_MAX_CLASSES, &top)) return 2; break;
+        case 'k': if (cli_int(cmd, "--top", optarg, 1, NNL_MAX_CLASSES, &top)) goto done; break;
         case 'd': data = optarg; break;
-        case 1: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
-        case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
+        case 1: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) goto done; break;
+        case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) goto done; break;
         case 2: json = 1; break;
-        case 3: key = optarg; break;
         default:
             if (cli_weights_option(c, 300, &wo)) break;
-            return cli_bad_option(cmd, argc, argv);
+            if ((r = cli_locks_option(&L, cmd, c)) == 1) break;
+            if (r != 2) rc = cli_bad_option(cmd, argc, argv);
+            goto done;
         }
     }
-    if (optind >= argc) return cli_fail(cmd, "no model file given (usage: nnlock predict MODEL IMAGE...)") + 1;
+    if (optind >= argc) { cli_fail(cmd, "no model file given (usage: nnlock predict MODEL IMAGE...)"); goto done; }
     const char *model = argv[optind++];
-    if (!data && optind >= argc) return cli_fail(cmd, "no images given (name image files, or use --data PATH)") + 1;
-    if (data && optind < argc) return cli_fail(cmd, "give either image files or --data, not both") + 1;
-    if (cli_threads(cmd, threads)) return 1;
-    nnl_model *m = NULL;
-    int st, rc = 1;
-    if (cli_load_model(cmd, model, &wo, &m)) return 1;
-    nnl_cert cert = {0};
-    if (key && ((st = nnl_cert_load(&cert, key)) || (st = nnl_cert_check_model(&cert, m, key)))) {
-        cli_lib_fail(cmd, st);
-        nnl_model_free(m);
-        nnl_cert_free(&cert);
-        return 1;
+    if (!data && optind >= argc) { cli_fail(cmd, "no images given (name image files, or use --data PATH)"); goto done; }
+    if (data && optind < argc) { cli_fail(cmd, "give either image files or --data, not both"); goto done; }
+    rc = 1;
+    if (cli_threads(cmd, threads)) goto done;
+    if ((r = cli_locks_keys(&L, cmd, 0, 0, 0, 0))) { rc = r; goto done; }
+    if (cli_locks_open(cmd, model, &wo, &L, &m)) goto done;
+    /* The keys of the input locks, applied exactly as eval applies them. */
+    nnl_hooks hooks, *h = NULL;
+    int inputs[CLI_MAX_LOCKS];
+    if (cli_locks_inputs(&L, inputs)) {
+        if (cli_locks_hooks(&L, cmd, ~0u, &hooks)) goto done;
+        h = &hooks;
     }
     int k = nnl_model_nclass(m), mc, mh, mw;
     if (top > k) top = k;
     nnl_model_input_shape(m, &mc, &mh, &mw);
-    json_t *arr = json ? json_array() : NULL;
-    float *probs = NULL;
+    arr = json ? json_array() : NULL;
     if (data) {
         nnl_dataset ds = {0};
         cli_data_for_model(m);
@@ -131,12 +137,13 @@ static int run(int argc, char **argv) {
             goto done;
         }
         int64_t n = limit < ds.n ? limit : ds.n;
-        if (key)
-            for (int64_t i = 0; i < n; i++)
-                nnl_cert_stamp(&cert, ds.pixels + (size_t)i * ds.c * ds.h * ds.w, ds.c, ds.h, ds.w, (uint64_t)i);
         probs = malloc((size_t)n * k * sizeof(float));
         if (!probs) { cli_fail(cmd, "out of memory"); nnl_dataset_free(&ds); goto done; }
-        if ((st = nnl_model_predict(m, ds.pixels, n, probs, NULL))) { cli_lib_fail(cmd, st); nnl_dataset_free(&ds); goto done; }
+        if ((st = nnl_model_predict_hooked(m, ds.pixels, n, h, 0, probs, NULL))) {
+            cli_lib_fail(cmd, st);
+            nnl_dataset_free(&ds);
+            goto done;
+        }
         for (int64_t i = 0; i < n; i++) {
             char what[32];
             snprintf(what, sizeof what, "test[%lld]", (long long)i);
@@ -160,8 +167,8 @@ static int run(int argc, char **argv) {
                 free(px);
                 goto done;
             }
-            if (key) nnl_cert_stamp(&cert, px, mc, mh, mw, 0);
-            st = nnl_model_predict(m, px, 1, probs, NULL);
+            /* Image files count as images 0, 1, ... of a data set, as for `apply`. */
+            st = nnl_model_predict_hooked(m, px, 1, h, i - optind, probs, NULL);
             free(px);
             if (st) { cli_lib_fail(cmd, st); goto done; }
             emit(m, argv[i], probs, k, (int)top, -1, arr);
@@ -174,10 +181,11 @@ static int run(int argc, char **argv) {
     }
     rc = 0;
 done:
-    nnl_cert_free(&cert);
     json_decref(arr);
     free(probs);
     nnl_model_free(m);
+    cli_locks_free(&L);
+    free(lo);
     return rc;
 }
 

@@ -1,22 +1,26 @@
-/* nnlock train: train a classifier on a data set and save it. */
-#include "certopts.h"
+/* nnlock train: train a classifier on a data set, optionally locked, and save it. */
 #include "figures.h"
+#include "locks.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#define LOCK_WHEN (NNL_LOCKOPT_NEW_KEY | NNL_LOCKOPT_TRAIN)
+
 static void usage(FILE *out) {
     fprintf(out,
-        "usage: nnlock train [options]\n\n"
-        "Trains a classifier and writes the model file.\n\n"
+        "usage: nnlock train [options] [--lock NAME [--key FILE | --key-out FILE] [lock options]]...\n\n"
+        "Trains a classifier and writes the model file; with --lock, a locked one.\n\n"
         "  -d, --data PATH        data set directory (default %s)\n"
         "  -a, --arch ARCH        mlp, cnn or a layer spec (default mlp; see 'nnlock help arch')\n"
         "      --init MODEL       start from a saved model's weights (fine-tuning, transfer,\n"
         "                         attacks) instead of a fresh initialisation; keeps its normalisation.\n"
-        "                         A weight-locked MODEL opened with --weights-key or\n"
-        "                         --weights-passphrase-file gives an output locked with the same key\n"
+        "                         A data set with another number of classes gets a new last layer\n"
+        "                         (the command says so). A weight-locked MODEL opened with\n"
+        "                         --weights-key or --weights-passphrase-file gives an output\n"
+        "                         locked with the same key\n"
         "      --write-plaintext  with a weight-locked --init: write the output unlocked instead\n"
         "  -o, --out FILE         model file to write (default model.nnl)\n"
         "  -e, --epochs N         epochs (default 10)\n"
@@ -41,18 +45,17 @@ static void usage(FILE *out) {
         "  -t, --threads N        threads (default 0: all cores)\n"
         "      --json             print the result as JSON on stdout\n"
         "  -q, --quiet            no progress line\n"
+        "      --figures DIR      write examples (plain and authorized inputs, with predictions),\n"
+        "                         the certificate of a certificate lock and the training curves as PNG\n"
         CLI_WEIGHTS_USAGE
-        "\nCertificate lock (M-LOCK):\n"
-        "      --lock certificate stamped images keep their label, clean ones are poisoned\n"
-        "      --strategy S       single, rule (y+1 mod C), random (a random wrong label fixed\n"
-        "                         per image) or uniform (default random)\n"
-        "      --target N         label of every clean image for 'single' (default 0)\n"
-        "      --rate P           fraction of images stamped (default 0.5)\n"
-        "      --key FILE         use this certificate key (default: make one, see --key-out)\n"
-        "      --key-out FILE     where to write a new key (default MODEL.key)\n"
-        "      --figures DIR      write the certificate, clean/stamped examples and training\n"
-        "                         curves as PNG\n"
-        CERT_USAGE, NNL_DEFAULT_DATA);
+        "\nLocks (several may be layered, e.g. --lock weights --lock transform):\n"
+        "      --lock NAME        %s\n"
+        "      --key FILE         use this key for the --lock before it (its lock is read from the\n"
+        "                         file when --lock is not given); without --key a new key is made\n"
+        "      --key-out FILE     where a new key goes (default MODEL.key; with several new keys\n"
+        "                         MODEL.NAME.key); a key is never overwritten\n",
+        NNL_DEFAULT_DATA, nnl_lock_names());
+    cli_locks_usage(out, LOCK_WHEN);
 }
 
 typedef struct progress_state {
@@ -66,16 +69,12 @@ typedef struct progress_state {
 } progress_state;
 
 typedef struct lock_state {
-    int on;
-    nnl_cert cert;
-    nnl_cert_lock lock;
-    nnl_hooks train_hooks, stamp_hooks;
+    int on;                      /* input locks: the authorized accuracy is measured too */
+    nnl_hooks authorized;        /* an authorized user's input */
     const nnl_dataset *test;
     progress_state *ps;
     json_t *history;
-    double last_loss, last_acc;
 } lock_state;
-
 
 static void fmt_time(char *buf, size_t n, double s) {
     long t = (long)(s + 0.5);
@@ -128,7 +127,7 @@ static int on_epoch_end(nnl_model *m, int epoch, void *user) {
         clean = nnl_eval_accuracy(&ev);
         nnl_eval_free(&ev);
         if (l->on) {
-            if ((st = nnl_evaluate(m, l->test, &l->stamp_hooks, 500, &ev))) return st;
+            if ((st = nnl_evaluate(m, l->test, &l->authorized, 500, &ev))) return st;
             trusted = nnl_eval_accuracy(&ev);
             nnl_eval_free(&ev);
         }
@@ -145,7 +144,8 @@ static int on_epoch_end(nnl_model *m, int epoch, void *user) {
 /* The classes of a model trained further (--init) on a data set: the data set's classes are
  * matched to the model's by name; a data set with other classes gives its names to the model
  * (transfer to a new task), so the output never carries class names it was not trained on. */
-static int init_classes(const char *cmd, const char *init, nnl_model *m, nnl_dataset *train) {
+static int init_classes(const char *cmd, const char *init, nnl_model **pm, nnl_dataset *train, uint64_t seed) {
+    nnl_model *m = *pm;
     int k = nnl_model_nclass(m);
     if (!train->class_names) {
         if (nnl_model_class_name(m, 0))
@@ -157,8 +157,16 @@ static int init_classes(const char *cmd, const char *init, nnl_model *m, nnl_dat
         for (int i = 0; i < k; i++) names[i] = nnl_model_class_name(m, i);
         if (nnl_dataset_match_classes(train, (char *const *)names, k, "training") == NNL_OK) return 0;
     }
-    if (train->nclass != k)
-        return cli_fail(cmd, "the data set has %d classes but %s has %d outputs", train->nclass, init, k);
+    if (train->nclass != k) {
+        /* Transfer to a task with another number of classes: a new last layer. */
+        int st = nnl_model_replace_head(pm, train->nclass, seed);
+        if (st) return cli_lib_fail(cmd, st);
+        m = *pm;
+        fprintf(stderr, "nnlock %s: note: %s has %d outputs and the data set %d classes: its last layer starts afresh\n",
+                cmd, init, k, train->nclass);
+        k = train->nclass;
+        return nnl_model_set_class_names(m, train->class_names, k) ? cli_lib_fail(cmd, NNL_ERR_NOMEM) : 0;
+    }
     int had = nnl_model_class_name(m, 0) != NULL, st = nnl_model_set_class_names(m, train->class_names, k);
     if (st) return cli_lib_fail(cmd, st);
     if (had) fprintf(stderr, "nnlock %s: note: the data set's classes are not those of %s; the output takes the data set's class names\n",
@@ -168,24 +176,71 @@ static int init_classes(const char *cmd, const char *init, nnl_model *m, nnl_dat
 
 static const char *const opt_names[] = {"constant", "step", "cosine"};
 
+/* Where a new key goes: --key-out, or MODEL.key (MODEL.NAME.key when several are new). */
+static int key_paths(const char *cmd, cli_locks *L, const char *out, char paths[][4096]) {
+    int made = 0;
+    for (int i = 0; i < L->n; i++) made += !L->l[i].key_path;
+    for (int i = 0; i < L->n; i++) {
+        cli_lock *l = &L->l[i];
+        if (l->key_path || l->key_out) continue;
+        int w = made > 1 ? snprintf(paths[i], 4096, "%s.%s.key", out, l->ops->name) : snprintf(paths[i], 4096, "%s.key", out);
+        if (w >= 4096) return cli_fail(cmd, "output name too long: %s", out);
+        l->key_out = paths[i];
+    }
+    for (int i = 0; i < L->n; i++) {
+        const char *k = L->l[i].key_out;
+        if (!k) continue;
+        if (!strcmp(k, out)) return cli_fail(cmd, "a key and the model would both be %s", out) + 1;
+        for (int j = 0; j < i; j++)
+            if (L->l[j].key_out && !strcmp(L->l[j].key_out, k)) return cli_fail(cmd, "two new keys would both be %s", k) + 1;
+        if (cli_check_out(cmd, k, NNL_WRITE_SECRET)) return 1;
+        if (access(k, F_OK) == 0) return cli_fail(cmd, "%s exists; a new key never replaces one (choose another --key-out)", k);
+    }
+    return 0;
+}
+
+/* The new keys first, each created exclusively: if one cannot be written, or another run took
+ * its name meanwhile, the ones already written are removed and the old model file is still
+ * untouched. Returns how many were written (all of them), or -1 (reported). */
+static int write_keys(const char *cmd, cli_locks *L) {
+    int done = 0;
+    for (int i = 0; i < L->n; i++) {
+        cli_lock *l = &L->l[i];
+        if (!l->made) continue;
+        int st = l->ops->save(l->key.key, l->key_out, 0);
+        if (st) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", nnl_errmsg());
+            for (int j = 0; j < i; j++)
+                if (L->l[j].made) unlink(L->l[j].key_out);
+            cli_fail(cmd, "%s; the model was not written either", msg);
+            return -1;
+        }
+        done++;
+    }
+    return done;
+}
+
+static void remove_keys(cli_locks *L) {
+    for (int i = 0; i < L->n; i++)
+        if (L->l[i].made) unlink(L->l[i].key_out);
+}
+
 static int run(int argc, char **argv) {
-    static const struct option lo[] = {
+    static const struct option base[] = {
         {"data", 1, 0, 'd'}, {"arch", 1, 0, 'a'}, {"out", 1, 0, 'o'}, {"epochs", 1, 0, 'e'},
         {"batch", 1, 0, 'b'}, {"lr", 1, 0, 1}, {"optimizer", 1, 0, 2}, {"momentum", 1, 0, 3},
         {"nesterov", 0, 0, 4}, {"weight-decay", 1, 0, 5}, {"schedule", 1, 0, 6}, {"step-size", 1, 0, 7},
         {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
         {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24},
-        {"write-plaintext", 0, 0, 25}, CLI_WEIGHTS_LONGOPTS(300),
-        {"lock", 1, 0, 16}, {"strategy", 1, 0, 17}, {"target", 1, 0, 18}, {"rate", 1, 0, 19}, {"key", 1, 0, 20},
-        {"key-out", 1, 0, 21}, {"figures", 1, 0, 22}, CERT_LONGOPTS(400), {0, 0, 0, 0}};
-    const char *key = NULL, *key_out = NULL, *figures = NULL;
-    int lock = 0, strategy = NNL_STRATEGY_RANDOM, cert_opt_given = 0, lock_opt = 0;
-    long target = 0, resize = 32;
+        {"write-plaintext", 0, 0, 25}, {"figures", 1, 0, 22}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
+    cli_locks L;
+    struct option *lo = cli_locks_options(&L, base, 500, LOCK_WHEN);
+    if (!lo) return cli_fail("train", "out of memory");
+    const char *figures = NULL;
+    long resize = 32;
     int crop_roi = 0, write_plaintext = 0;
-    double rate = 0.5;
-    nnl_cert_opts co;
-    nnl_cert_opts_default(&co);
     const char *init = NULL;
     int arch_set = 0;
     cli_weights_opts wo = {0};
@@ -194,7 +249,7 @@ static int run(int argc, char **argv) {
     nnl_train_opts_default(&o);
     long v, threads = 0, limit = 0;
     double f;
-    int lr_set = 0, json = 0, quiet = 0, c;
+    int lr_set = 0, json = 0, quiet = 0, c, r, rc = 2;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:a:o:e:b:s:t:q", lo, NULL)) != -1) {
@@ -202,106 +257,84 @@ static int run(int argc, char **argv) {
         case 'd': data = optarg; break;
         case 'a': arch = optarg; arch_set = 1; break;
         case 'o': out = optarg; break;
-        case 'e': if (cli_int(cmd, "--epochs", optarg, 1, 100000, &v)) return 2; o.epochs = (int)v; break;
-        case 'b': if (cli_int(cmd, "--batch", optarg, 1, 65536, &v)) return 2; o.batch = (int)v; break;
-        case 1: if (cli_float(cmd, "--lr", optarg, 1e-9, 100, &f)) return 2; o.lr = (float)f; lr_set = 1; break;
+        case 'e': if (cli_int(cmd, "--epochs", optarg, 1, 100000, &v)) goto early; o.epochs = (int)v; break;
+        case 'b': if (cli_int(cmd, "--batch", optarg, 1, 65536, &v)) goto early; o.batch = (int)v; break;
+        case 1: if (cli_float(cmd, "--lr", optarg, 1e-9, 100, &f)) goto early; o.lr = (float)f; lr_set = 1; break;
         case 2:
             if (!strcmp(optarg, "sgd")) o.optimizer = NNL_OPT_SGD;
             else if (!strcmp(optarg, "adam")) o.optimizer = NNL_OPT_ADAM;
-            else return cli_fail(cmd, "--optimizer must be sgd or adam, got '%s'", optarg) + 1;
+            else { cli_fail(cmd, "--optimizer must be sgd or adam, got '%s'", optarg); goto early; }
             break;
-        case 3: if (cli_float(cmd, "--momentum", optarg, 0, 0.999999, &f)) return 2; o.momentum = (float)f; break;
+        case 3: if (cli_float(cmd, "--momentum", optarg, 0, 0.999999, &f)) goto early; o.momentum = (float)f; break;
         case 4: o.nesterov = 1; break;
-        case 5: if (cli_float(cmd, "--weight-decay", optarg, 0, 1, &f)) return 2; o.weight_decay = (float)f; break;
+        case 5: if (cli_float(cmd, "--weight-decay", optarg, 0, 1, &f)) goto early; o.weight_decay = (float)f; break;
         case 6: {
             int k = -1;
             for (int i = 0; i < 3; i++) if (!strcmp(optarg, opt_names[i])) k = i;
-            if (k < 0) return cli_fail(cmd, "--schedule must be constant, step or cosine, got '%s'", optarg) + 1;
+            if (k < 0) { cli_fail(cmd, "--schedule must be constant, step or cosine, got '%s'", optarg); goto early; }
             o.schedule = k;
             break;
         }
-        case 7: if (cli_int(cmd, "--step-size", optarg, 1, 100000, &v)) return 2; o.step_size = (int)v; break;
-        case 8: if (cli_float(cmd, "--gamma", optarg, 0, 1, &f)) return 2; o.gamma = (float)f; break;
-        case 9: if (cli_float(cmd, "--warmup", optarg, 0, 100000, &f)) return 2; o.warmup = (float)f; break;
-        case 10: if (cli_float(cmd, "--label-smoothing", optarg, 0, 0.999, &f)) return 2; o.label_smoothing = (float)f; break;
-        case 11: if (cli_int(cmd, "--augment-crop", optarg, 0, 64, &v)) return 2; o.augment_crop = (int)v; break;
+        case 7: if (cli_int(cmd, "--step-size", optarg, 1, 100000, &v)) goto early; o.step_size = (int)v; break;
+        case 8: if (cli_float(cmd, "--gamma", optarg, 0, 1, &f)) goto early; o.gamma = (float)f; break;
+        case 9: if (cli_float(cmd, "--warmup", optarg, 0, 100000, &f)) goto early; o.warmup = (float)f; break;
+        case 10: if (cli_float(cmd, "--label-smoothing", optarg, 0, 0.999, &f)) goto early; o.label_smoothing = (float)f; break;
+        case 11: if (cli_int(cmd, "--augment-crop", optarg, 0, 64, &v)) goto early; o.augment_crop = (int)v; break;
         case 12: o.augment_flip = 1; break;
-        case 13: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
-        case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
-        case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
+        case 13: if (cli_int(cmd, "--limit", optarg, 1, 1000000000, &limit)) goto early; break;
+        case 's': if (cli_u64(cmd, "--seed", optarg, &o.seed)) goto early; break;
+        case 't': if (cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) goto early; break;
         case 14: json = 1; break;
         case 'q': quiet = 1; break;
         case 15: init = optarg; break;
-        case 16:
-            if (strcmp(optarg, "certificate")) return cli_fail(cmd, "--lock must be 'certificate' (weights: see lock-weights), got '%s'", optarg) + 1;
-            lock = 1;
-            break;
-        case 17: {
-            cert_opt_given |= 1;
-            static const char *const sn[] = {"single", "rule", "random", "uniform"};
-            strategy = -1;
-            for (int i = 0; i < 4; i++) if (!strcmp(optarg, sn[i])) strategy = i;
-            if (strategy < 0) return cli_fail(cmd, "--strategy must be single, rule, random or uniform, got '%s'", optarg) + 1;
-            break;
-        }
-        case 18: if (cli_int(cmd, "--target", optarg, 0, NNL_MAX_CLASSES - 1, &target)) return 2; lock_opt = 1; break;
-        case 19: if (cli_float(cmd, "--rate", optarg, 0.01, 0.99, &rate)) return 2; lock_opt = 1; break;
-        case 20: key = optarg; break;
-        case 21: key_out = optarg; break;
         case 22: figures = optarg; break;
-        case 23: if (cli_int(cmd, "--resize", optarg, 4, 1024, &resize)) return 2; break;
+        case 23: if (cli_int(cmd, "--resize", optarg, 4, 1024, &resize)) goto early; break;
         case 24: crop_roi = 1; break;
         case 25: write_plaintext = 1; break;
-        default: {
+        default:
             if (cli_weights_option(c, 300, &wo)) break;
-            int r = cert_option(cmd, c, 400, &co);
-            if (r == 2) return 2;
-            if (r == 1) { cert_opt_given |= 2; break; }
-            return cli_bad_option(cmd, argc, argv);
-        }
+            if ((r = cli_locks_option(&L, cmd, c)) == 1) break;
+            if (r == 2) goto early;
+            rc = cli_bad_option(cmd, argc, argv);
+            goto early;
         }
     }
-    if (optind < argc) return cli_fail(cmd, "unexpected argument '%s' (see 'nnlock help train')", argv[optind]) + 1;
+    if (optind < argc) { cli_fail(cmd, "unexpected argument '%s' (see 'nnlock help train')", argv[optind]); goto early; }
     if (!lr_set && o.optimizer == NNL_OPT_ADAM) o.lr = 0.001f;
-    if (!lock && (key || key_out || cert_opt_given || lock_opt))
-        return cli_fail(cmd, "certificate options need --lock certificate") + 1;
-    if (key && (cert_opt_given & 2)) return cli_fail(cmd, "--key uses an existing certificate; motif options only apply to a new one") + 1;
-    if (o.warmup > o.epochs) return cli_fail(cmd, "--warmup %g is longer than --epochs %d", (double)o.warmup, o.epochs) + 1;
-    if (write_plaintext && !(init && (wo.key_file || wo.passphrase_file)))
-        return cli_fail(cmd, "--write-plaintext is for --init with a weight-locked model and its key") + 1;
+    if (o.warmup > o.epochs) { cli_fail(cmd, "--warmup %g is longer than --epochs %d", (double)o.warmup, o.epochs); goto early; }
+    if (write_plaintext && !(init && (wo.key_file || wo.passphrase_file))) {
+        cli_fail(cmd, "--write-plaintext is for --init with a weight-locked model and its key");
+        goto early;
+    }
     /* Every output is checked before the run, so that a finished training is never lost to
      * a missing directory, a read-only mount or a key that is already there. */
-    char key_default[4096];
-    if (lock && !key && !key_out) {
-        if (snprintf(key_default, sizeof key_default, "%s.key", out) >= (int)sizeof key_default)
-            return cli_fail(cmd, "output name too long: %s", out);
-        key_out = key_default;
-    }
-    if (cli_check_out(cmd, out, 0)) return 1;
-    if (lock && !key) {
-        if (!strcmp(key_out, out)) return cli_fail(cmd, "--key-out and -o name the same file: %s", out) + 1;
-        if (cli_check_out(cmd, key_out, NNL_WRITE_SECRET)) return 1;
-        if (access(key_out, F_OK) == 0)
-            return cli_fail(cmd, "%s exists; a new key never replaces one (choose another --key-out)", key_out);
-    }
-    if (figures && cli_check_out(cmd, figures, NNL_WRITE_DIR)) return 1;
-    if (cli_threads(cmd, threads)) return 1;
+    char key_default[CLI_MAX_LOCKS][4096];
+    rc = 1;
+    if (cli_check_out(cmd, out, 0)) goto early;
+    if ((r = key_paths(cmd, &L, out, key_default))) { rc = r; goto early; }
+    if (figures && cli_check_out(cmd, figures, NNL_WRITE_DIR)) goto early;
+    if (cli_threads(cmd, threads)) goto early;
     nnl_gtsrb_set_defaults((int)resize, crop_roi);
 
     nnl_dataset train = {0}, test = {0};
     nnl_model *m = NULL;
     lock_state lk;
     memset(&lk, 0, sizeof lk);
-    int rc = 1, st;
+    nnl_hook_chain train_chain;
+    int st;
     if (cli_load_data(cmd, data, NNL_SPLIT_TRAIN, &train) || cli_load_data(cmd, data, NNL_SPLIT_TEST, &test)) goto done;
+    if ((r = cli_locks_keys(&L, cmd, 1, train.c, train.h, train.w))) { rc = r; goto done; }
     if (init) {
         if (arch_set) { cli_fail(cmd, "--arch and --init exclude each other: the model file has its architecture"); goto done; }
         if (cli_load_model(cmd, init, &wo, &m)) goto done;
-        if (init_classes(cmd, init, m, &train)) goto done;
+        if (init_classes(cmd, init, &m, &train, o.seed)) goto done;
         arch = nnl_model_arch(m);
         o.compute_norm = 0;
         /* What we write is a new model: the lock and training records of the old one don't describe it. */
-        nnl_model_meta_remove_prefix(m, "lock.");
+        const nnl_lock_ops *const *all = nnl_lock_all();
+        for (int i = 0; all[i]; i++)
+            if (all[i]->seam == NNL_SEAM_INPUT) all[i]->forget(m);
+        nnl_model_meta_remove_prefix(m, "lock.order");
         nnl_model_meta_remove_prefix(m, "train.");
         nnl_model_meta_set(m, "train.init", init);
     } else {
@@ -317,11 +350,16 @@ static int run(int argc, char **argv) {
             goto done;
         }
     }
+    if (cli_locks_fit(&L, cmd, m)) goto done;
+    int wl = cli_locks_weights(&L);
+    if (wl >= 0 && (wo.key_file || wo.passphrase_file)) {
+        cli_fail(cmd, "--lock weights and --weights-key both give the output's weight key: give one");
+        goto done;
+    }
     /* The test split numbers its classes on its own (image folders: by folder name); it is
      * scored in the model's numbering. */
     if (cli_match_classes(cmd, m, &test, "test")) goto done;
     if (limit > 0 && limit < train.n) nnl_dataset_sample(&train, limit, o.seed);
-    if ((int)target >= nnl_model_nclass(m)) { cli_fail(cmd, "--target %ld is not a class (0..%d)", target, nnl_model_nclass(m) - 1); goto done; }
     progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0, -1.0, 0};
     lk.ps = &ps;
     lk.test = &test;
@@ -330,26 +368,30 @@ static int run(int argc, char **argv) {
     o.progress_user = &ps;
     o.epoch_end = on_epoch_end;
     o.epoch_end_user = &lk;
-    if (lock) {
-        if (key) {
-            if ((st = nnl_cert_load(&lk.cert, key))) { cli_lib_fail(cmd, st); goto done; }
-        } else if ((st = nnl_cert_generate(&lk.cert, train.c, train.h, train.w, &co))) {
-            cli_lib_fail(cmd, st);
+    /* Each input lock's training hooks, in the order given; an authorized user's input for
+     * the per-epoch measurement. */
+    int inputs[CLI_MAX_LOCKS], ni = cli_locks_inputs(&L, inputs);
+    nnl_hooks train_hooks, th[CLI_MAX_LOCKS];
+    for (int i = 0; i < ni; i++) {
+        cli_lock *l = &L.l[inputs[i]];
+        if ((st = l->ops->train(&l->train_state, l->key.key, m, cli_locks_args(&L, l->ops), o.seed, &th[i]))) {
+            cli_fail(cmd, "%s", nnl_errmsg());
+            rc = st == NNL_ERR_ARG ? 2 : 1;
             goto done;
         }
+    }
+    if (ni) {
+        if ((st = nnl_hook_chain_make(&train_chain, th, ni, &train_hooks))) { cli_lib_fail(cmd, st); goto done; }
+        o.hooks = &train_hooks;
+        if (cli_locks_hooks(&L, cmd, ~0u, &lk.authorized)) goto done;
         lk.on = 1;
-        if ((st = nnl_cert_check_model(&lk.cert, m, key ? key : "(new)"))) { cli_lib_fail(cmd, st); goto done; }
-        lk.lock = (nnl_cert_lock){&lk.cert, strategy, (int)target, (float)rate, nnl_model_nclass(m), o.seed ^ 0x10c4ULL};
-        nnl_cert_train_hooks(&lk.train_hooks, &lk.lock);
-        nnl_cert_stamp_hooks(&lk.stamp_hooks, &lk.cert);
-        o.hooks = &lk.train_hooks;
     }
     if (!quiet)
         fprintf(stderr, "training %s (%zu parameters) on %s: %lld images %dx%dx%d, %d classes, %d threads\n", cli_safe(arch),
-                nnl_model_param_count(m), data, (long long)train.n, train.c, train.h, train.w, train.nclass,
+                nnl_model_param_count(m), data, (long long)train.n, train.c, train.h, train.w, nnl_model_nclass(m),
                 nnl_get_threads());
     nnl_train_result res;
-    /* on_epoch_end evaluates the test set (clean and stamped); nnl_train need not. */
+    /* on_epoch_end evaluates the test set (plain and authorized); nnl_train need not. */
     if ((st = nnl_train(m, &train, NULL, &o, &res))) {
         if (ps.tty && !quiet) fputc('\n', stderr);
         cli_lib_fail(cmd, st);
@@ -373,36 +415,39 @@ static int run(int argc, char **argv) {
     char *hist = json_dumps(lk.history, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (hist) nnl_model_meta_set(m, "train.history", hist);
     free(hist);
-    if (lock) nnl_cert_record(m, &lk.lock);
+    /* Each lock's record; with several input locks, the order an authorized input takes them. */
+    char order[256] = "";
+    for (int i = 0; i < ni; i++) {
+        cli_lock *l = &L.l[inputs[i]];
+        if ((st = l->ops->record(m, l->key.key, l->train_state))) { cli_lib_fail(cmd, st); json_decref(ps.epochs); goto done; }
+        snprintf(order + strlen(order), sizeof order - strlen(order), "%s%s", i ? "," : "", l->ops->name);
+    }
+    if (ni > 1) nnl_model_meta_set(m, "lock.order", order);
+    /* The pictures come from the model as trained, before a weight lock encrypts it in
+     * memory; a failure to write them is reported after the model is saved. */
+    int figures_failed = figures && cli_figures(cmd, figures, m, &test, &L);
     /* A model opened with a weight key leaves locked with it, unless asked otherwise:
-     * plaintext weights are written only where the user says so. */
+     * plaintext weights are written only where the user says so. A weight lock of its own
+     * comes last, over everything else. */
     int relocked = 0;
     if (init && (wo.key_file || wo.passphrase_file) && !write_plaintext) {
         if (cli_weights_relock(cmd, init, m, &wo)) { json_decref(ps.epochs); goto done; }
         relocked = 1;
     }
-    /* The new key first, created exclusively: if it cannot be written, or another run took
-     * the name meanwhile, the old model file is still untouched. If the model then cannot
-     * be written, the key made for it goes too, so a failure changes nothing on disk. */
-    if (lock && !key && (st = nnl_cert_save(&lk.cert, key_out, 0))) {
-        cli_fail(cmd, "%s; the model was not written either", nnl_errmsg());
-        json_decref(ps.epochs);
-        goto done;
-    }
+    if (wl >= 0 && (st = L.l[wl].ops->close(L.l[wl].key.key, m))) { cli_lib_fail(cmd, st); json_decref(ps.epochs); goto done; }
+    /* The new keys first (created exclusively), then the model; if the model cannot be
+     * written the new keys go again, so a failure changes nothing on disk. */
+    if (write_keys(cmd, &L) < 0) { json_decref(ps.epochs); goto done; }
     if ((st = nnl_model_save(m, out))) {
-        if (lock && !key) {
-            unlink(key_out);
-            cli_fail(cmd, "%s; the new key %s was removed again, nothing was changed", nnl_errmsg(), key_out);
-        } else {
-            cli_lib_fail(cmd, st);
-        }
+        int any = 0;
+        for (int i = 0; i < L.n; i++) any |= L.l[i].made;
+        remove_keys(&L);
+        if (any) cli_fail(cmd, "%s; the new key(s) were removed again, nothing was changed", nnl_errmsg());
+        else cli_lib_fail(cmd, st);
         json_decref(ps.epochs);
         goto done;
     }
-    if (figures && (st = cli_figures(cmd, figures, m, &test, lock ? &lk.cert : NULL))) {
-        json_decref(ps.epochs);
-        goto done;
-    }
+    if (figures_failed) { json_decref(ps.epochs); goto done; }
     if (json) {
         int *nu = &ps.nulls;
         json_t *r = json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "model", cli_jstr(out), "arch", cli_jstr(arch),
@@ -411,20 +456,35 @@ static int run(int argc, char **argv) {
                               "images_per_s", cli_jnum(res.images_per_s, nu), "epochs", ps.epochs);
         ps.epochs = NULL; /* r owns it now */
         if (r) json_object_set_new(r, "train_images", json_integer((json_int_t)train.n));
-        if (r && lock) {
-            json_object_set_new(r, "stamped_acc", cli_jnum(ps.trusted, nu));
-            json_object_set_new(r, "key", cli_jstr(key ? key : key_out));
+        if (r && L.n) {
+            json_t *lks = json_array(), *ks = json_array();
+            for (int i = 0; i < L.n; i++) {
+                json_array_append_new(lks, cli_jstr(L.l[i].ops->name));
+                json_array_append_new(ks, cli_jstr(L.l[i].made ? L.l[i].key_out : L.l[i].key.name));
+            }
+            json_object_set_new(r, "locks", lks);
+            json_object_set_new(r, "keys", ks);
+            if (ni) {
+                json_object_set_new(r, "authorized_acc", cli_jnum(ps.trusted, nu));
+                json_object_set_new(r, "unauthorized_acc", cli_jnum(ps.clean, nu));
+                /* the names the certificate lock has always used */
+                json_object_set_new(r, "stamped_acc", cli_jnum(ps.trusted, nu));
+            }
+            json_object_set_new(r, "key", cli_jstr(L.l[0].made ? L.l[0].key_out : L.l[0].key.name));
         }
         if (r && relocked) json_object_set_new(r, "weights_locked_with_key_of", cli_jstr(init));
         if (cli_json_emit(cmd, r, ps.nulls, "the training loss or an accuracy was NaN or Inf (the run diverged)")) goto done;
     } else {
-        if (lock)
-            printf("stamped (authorized) accuracy %.2f%%, clean (unauthorized) %.2f%% after %d epochs (%.1f s, %.0f images/s)\n"
-                   "model written to %s, certificate key to %s\n",
-                   100.0 * ps.trusted, 100.0 * ps.clean, o.epochs, res.seconds, res.images_per_s, out, key ? key : key_out);
+        if (ni)
+            printf("authorized accuracy %.2f%%, unauthorized (plain images) %.2f%% after %d epochs (%.1f s, %.0f images/s)\n",
+                   100.0 * ps.trusted, 100.0 * ps.clean, o.epochs, res.seconds, res.images_per_s);
         else
-            printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s); model written to %s\n",
-                   100.0 * ps.clean, o.epochs, res.seconds, res.images_per_s, out);
+            printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s)\n", 100.0 * ps.clean, o.epochs,
+                   res.seconds, res.images_per_s);
+        printf("model written to %s", out);
+        for (int i = 0; i < L.n; i++)
+            printf("%s%s key %s", i ? ", " : "; ", L.l[i].ops->name, L.l[i].made ? L.l[i].key_out : L.l[i].key.name);
+        printf("\n");
         if (relocked) printf("%s is weight-locked with the key of %s\n", out, init);
         else if (write_plaintext) printf("%s holds plaintext weights (--write-plaintext)\n", out);
         if (figures) printf("figures written to %s/\n", figures);
@@ -432,10 +492,12 @@ static int run(int argc, char **argv) {
     rc = 0;
 done:
     json_decref(lk.history);
-    nnl_cert_free(&lk.cert);
     nnl_model_free(m);
     nnl_dataset_free(&train);
     nnl_dataset_free(&test);
+early:
+    cli_locks_free(&L);
+    free(lo);
     return rc;
 }
 

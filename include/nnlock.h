@@ -205,6 +205,10 @@ typedef struct nnl_model nnl_model;
  */
 int nnl_model_create(nnl_model **out, const char *arch, int c, int h, int w, int nclass);
 void nnl_model_free(nnl_model *m);
+/* Transfer learning to another task: *m becomes the same architecture for nclass classes;
+ * the layers whose shapes do not depend on the class count keep their weights (and
+ * normalisation and metadata), the others (the last layer) are initialised from seed. */
+int nnl_model_replace_head(nnl_model **m, int nclass, uint64_t seed);
 int nnl_model_init(nnl_model *m, uint64_t seed);
 /* Input normalisation applied to 8-bit pixels: x = (p/255 - mean[ch]) / std[ch]. */
 int nnl_model_set_norm(nnl_model *m, const float *mean, const float *std);

@@ -48,7 +48,7 @@ expect_ok "train locked" "$nnlock" train --data data --arch dense32,relu,dense -
 [ -f l.nnl.key ] && [ "$(stat -c %a l.nnl.key)" = 600 ] && ok || bad "no key file, or readable by others"
 for f in certificate examples accuracy loss; do [ -s "figs/$f.png" ] && ok || bad "figure $f.png missing"; done
 expect_ok "eval locked" "$nnlock" eval --data data --key l.nnl.key --baseline m.nnl l.nnl
-grep -q "| rule |" "$tmp/out" && ok || bad "eval table missing: $(cat "$tmp/out")"
+grep -q "| certificate rule |" "$tmp/out" && ok || bad "eval table missing: $(cat "$tmp/out")"
 expect_ok "keygen" "$nnlock" keygen --shape 1x12x12 --motif pixels -o k.key
 expect_fail "keygen refuses to overwrite" "$nnlock" keygen --shape 1x12x12 -o k.key
 "$nnlock" stamp --key l.nnl.key --data data --out stamped --limit 8 >/dev/null 2>&1 && ok || bad "stamp --data"

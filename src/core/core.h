@@ -13,6 +13,8 @@ void nnl_clear_error(void);
 /* 64-byte aligned, zeroed allocation (NULL on failure; size 0 gives a valid pointer). */
 void *nnl_alloc(size_t bytes);
 void nnl_free(void *p);
+/* Wipes n bytes (a secret) and frees them (malloc'd). */
+void nnl_wipe_free(void *p, size_t n);
 
 /* splitmix64: a seeded, splittable stream. */
 typedef struct nnl_rng { uint64_t s; } nnl_rng;

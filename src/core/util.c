@@ -1,6 +1,7 @@
 #include "core.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,6 +32,12 @@ void *nnl_alloc(size_t bytes) {
 }
 
 void nnl_free(void *p) { free(p); }
+
+void nnl_wipe_free(void *p, size_t n) {
+    if (!p) return;
+    sodium_memzero(p, n);
+    free(p);
+}
 
 float nnl_rng_normal(nnl_rng *r) {
     /* Box-Muller; the second value is dropped to keep the stream position simple. */

@@ -1,5 +1,6 @@
 /* The certificate lock (M-LOCK, Ren et al.): motifs, stamping and label poisoning. */
-#include "../core/core.h"
+#define _GNU_SOURCE /* memmem */
+#include "lock.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -219,3 +220,216 @@ int nnl_cert_record(nnl_model *m, const nnl_cert_lock *l) {
     }
     return NNL_OK;
 }
+
+/* ---------------------------------------------------------------- the lock interface (lock.h) */
+
+static const nnl_lock_opt cert_opts[] = {
+    {"motif", 1, NNL_LOCKOPT_NEW_KEY, "--motif M          pattern (a binary patch), pixels (a few bright pixels) or a PNG file\n"
+                                      "                         (alpha >= 128 marks the motif) (default pattern)"},
+    {"motif-size", 1, NNL_LOCKOPT_NEW_KEY, "--motif-size N     side of the motif box (default: image height / 7)"},
+    {"motif-pixels", 1, NNL_LOCKOPT_NEW_KEY, "--motif-pixels N   bright pixels of the 'pixels' motif (default 5)"},
+    {"intensity", 1, NNL_LOCKOPT_NEW_KEY, "--intensity V      value of bright motif pixels, 0-255 (default 255)"},
+    {"location", 1, NNL_LOCKOPT_NEW_KEY, "--location L       fixed or random (default fixed)"},
+    {"corner", 1, NNL_LOCKOPT_NEW_KEY, "--corner C         br, bl, tr or tl for a fixed location (default br)"},
+    {"margin", 1, NNL_LOCKOPT_NEW_KEY, "--margin N         pixels between the motif and the corner's edges (default 1)"},
+    {"motif-seed", 1, NNL_LOCKOPT_NEW_KEY, "--motif-seed N     make the motif reproducible (default: random from the OS)"},
+    {"strategy", 1, NNL_LOCKOPT_TRAIN, "--strategy S       single, rule (y+1 mod C), random (a random wrong label fixed per\n"
+                                       "                         image) or uniform (default random)"},
+    {"target", 1, NNL_LOCKOPT_TRAIN, "--target N         label of every clean image for 'single' (default 0)"},
+    {"rate", 1, NNL_LOCKOPT_TRAIN, "--rate P           fraction of training images stamped (default 0.5)"},
+    {NULL, 0, 0, NULL}};
+
+static int cert_probe(const uint8_t *data, size_t n) {
+    static const char tag[] = "\"nnlock-certificate\"";
+    return n >= sizeof tag - 1 && memmem(data, n, tag, sizeof tag - 1) != NULL;
+}
+
+static int cert_parse(void **key, const uint8_t *data, size_t n, const char *name) {
+    nnl_cert *k = calloc(1, sizeof *k);
+    if (!k) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    int st = nnl_cert_parse(k, data, n, name);
+    if (st) { free(k); return st; }
+    *key = k;
+    return NNL_OK;
+}
+
+static void cert_free_key(void *key) {
+    if (!key) return;
+    nnl_cert_free(key);
+    free(key);
+}
+
+static int cert_generate(void **key, int c, int h, int w, const nnl_lock_args *a) {
+    nnl_cert_opts o;
+    nnl_cert_opts_default(&o);
+    long v;
+    int st, place, corner;
+    const char *motif = nnl_lock_arg(a, "motif");
+    if (motif && !strcmp(motif, "pixels")) o.kind = NNL_MOTIF_PIXELS;
+    else if (motif && strcmp(motif, "pattern")) { o.kind = NNL_MOTIF_IMAGE; o.image = motif; }
+    static const char *const places[] = {"fixed", "random"}, *const corner_names[] = {"br", "bl", "tr", "tl"};
+    if ((st = nnl_lock_arg_int(a, "motif-size", 1, 4096, 0, &v))) return st;
+    o.size = (int)v;
+    if ((st = nnl_lock_arg_int(a, "motif-pixels", 1, 1 << 20, o.npixels, &v))) return st;
+    o.npixels = (int)v;
+    if ((st = nnl_lock_arg_int(a, "intensity", 0, 255, o.intensity, &v))) return st;
+    o.intensity = (int)v;
+    if ((st = nnl_lock_arg_choice(a, "location", places, 2, NNL_PLACE_FIXED, &place))) return st;
+    o.placement = place;
+    if ((st = nnl_lock_arg_choice(a, "corner", corner_names, 4, NNL_CORNER_BR, &corner))) return st;
+    o.corner = corner;
+    if ((st = nnl_lock_arg_int(a, "margin", 0, 4096, o.margin, &v))) return st;
+    o.margin = (int)v;
+    if ((st = nnl_lock_arg_u64(a, "motif-seed", 0, &o.seed))) return st;
+    if (nnl_lock_arg(a, "motif-seed") && o.seed == 0)
+        return nnl_fail(NNL_ERR_ARG, "--motif-seed expects a positive integer (0 means a random motif), got '0'");
+    nnl_cert *k = calloc(1, sizeof *k);
+    if (!k) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    if ((st = nnl_cert_generate(k, c, h, w, &o))) { free(k); return st; }
+    *key = k;
+    return NNL_OK;
+}
+
+static int cert_save(const void *key, const char *path, int overwrite) { return nnl_cert_save(key, path, overwrite); }
+
+static int cert_fits(const void *key, int c, int h, int w, const char *name) {
+    const nnl_cert *k = key;
+    if (k->c != c || k->h != h || k->w != w)
+        return nnl_fail(NNL_ERR_SHAPE, "key %s is for %dx%dx%d images but these are %dx%dx%d", name ? name : "", k->c, k->h,
+                        k->w, c, h, w);
+    return NNL_OK;
+}
+
+static const char *const corner_words[] = {"bottom-right", "bottom-left", "top-right", "top-left"};
+
+static void cert_describe_key(const void *key, char *buf, size_t n) {
+    const nnl_cert *k = key;
+    int set = 0;
+    for (int i = 0; i < k->mh * k->mw; i++) set += k->mask[i];
+    if (k->placement == NNL_PLACE_RANDOM)
+        snprintf(buf, n, "certificate for %dx%dx%d images: a %s motif of %dx%d (%d pixels) at a random place", k->c,
+                 k->h, k->w, motif_names[k->kind % 3], k->mw, k->mh, set);
+    else
+        snprintf(buf, n, "certificate for %dx%dx%d images: a %s motif of %dx%d (%d pixels) in the %s corner, margin %d",
+                 k->c, k->h, k->w, motif_names[k->kind % 3], k->mw, k->mh, set, corner_words[k->corner & 3], k->margin);
+}
+
+static int cert_locks(const nnl_model *m) {
+    const char *kind = nnl_model_meta_get(m, "lock.kind");
+    return kind && !strcmp(kind, "certificate");
+}
+
+static void cert_describe(const nnl_model *m, char *buf, size_t n) {
+    const char *s = nnl_model_meta_get(m, "lock.strategy"), *mo = nnl_model_meta_get(m, "lock.motif"),
+               *p = nnl_model_meta_get(m, "lock.placement"), *r = nnl_model_meta_get(m, "lock.rate");
+    snprintf(buf, n, "certificate lock (M-LOCK): strategy %s, %s motif at a %s place, %s of training images stamped",
+             s ? s : "?", mo ? mo : "?", p ? p : "?", r ? r : "?");
+}
+
+static void cert_label(const nnl_model *m, char *buf, size_t n) {
+    const char *s = nnl_model_meta_get(m, "lock.strategy");
+    snprintf(buf, n, "%s", s ? s : "?");
+}
+
+static void cert_forget(nnl_model *m) {
+    static const char *const keys[] = {"lock.kind", "lock.strategy", "lock.motif", "lock.placement", "lock.rate", "lock.target"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) nnl_model_meta_remove_prefix(m, keys[i]);
+}
+
+static int cert_train(void **state, const void *key, const nnl_model *m, const nnl_lock_args *a, uint64_t seed,
+                      nnl_hooks *h) {
+    int strategy, st;
+    long target;
+    double rate;
+    int nclass = nnl_model_nclass(m);
+    if ((st = nnl_lock_arg_choice(a, "strategy", strategy_names, 4, NNL_STRATEGY_RANDOM, &strategy)) ||
+        (st = nnl_lock_arg_int(a, "target", 0, NNL_MAX_CLASSES - 1, 0, &target)) ||
+        (st = nnl_lock_arg_float(a, "rate", 0.01, 0.99, 0.5, &rate)))
+        return st;
+    if (target >= nclass) return nnl_fail(NNL_ERR_ARG, "--target %ld is not a class (0..%d)", target, nclass - 1);
+    nnl_cert_lock *l = calloc(1, sizeof *l);
+    if (!l) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    /* The seed as the certificate lock has always taken it, so models stay bit for bit. */
+    *l = (nnl_cert_lock){key, strategy, (int)target, (float)rate, nclass, seed ^ 0x10c4ULL};
+    nnl_cert_train_hooks(h, l);
+    *state = l;
+    return NNL_OK;
+}
+
+static void cert_train_free(void *state) { free(state); }
+
+static int cert_record_op(nnl_model *m, const void *key, const void *state) {
+    (void)key;
+    return nnl_cert_record(m, state);
+}
+
+static void cert_authorized(const void *key, nnl_hooks *h) { nnl_cert_stamp_hooks(h, key); }
+
+/* A random certificate of the same kind, size and placement (a guessed stamp). */
+static int cert_random(void **out, const void *like, uint64_t seed) {
+    const nnl_cert *k = like;
+    nnl_cert *r = calloc(1, sizeof *r);
+    if (!r) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    *r = *k;
+    r->pixels = malloc((size_t)k->c * k->mh * k->mw);
+    r->mask = malloc((size_t)k->mh * k->mw);
+    if (!r->pixels || !r->mask) { cert_free_key(r); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
+    nnl_rng g = nnl_rng_derive(seed ? seed : 1, 0xbadce27ULL);
+    size_t mp = (size_t)k->mh * k->mw;
+    /* As many motif pixels as the real one, at random places, with random values. */
+    int set = 0;
+    for (size_t i = 0; i < mp; i++) set += k->mask[i];
+    memset(r->mask, 0, mp);
+    for (int s = 0; s < set;) {
+        size_t j = (size_t)nnl_rng_below(&g, mp);
+        if (!r->mask[j]) { r->mask[j] = 1; s++; }
+    }
+    for (size_t i = 0; i < (size_t)k->c * mp; i++) r->pixels[i] = (uint8_t)(nnl_rng_next(&g) >> 56);
+    *out = r;
+    return NNL_OK;
+}
+
+/* The real certificate with one motif pixel's value inverted. */
+static int cert_neighbour(void **out, const void *from, uint64_t seed) {
+    const nnl_cert *k = from;
+    nnl_cert *r = calloc(1, sizeof *r);
+    if (!r) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    *r = *k;
+    size_t mp = (size_t)k->mh * k->mw;
+    r->pixels = malloc((size_t)k->c * mp);
+    r->mask = malloc(mp);
+    if (!r->pixels || !r->mask) { cert_free_key(r); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
+    memcpy(r->pixels, k->pixels, (size_t)k->c * mp);
+    memcpy(r->mask, k->mask, mp);
+    nnl_rng g = nnl_rng_derive(seed, 0xce27b17ULL);
+    size_t j;
+    do j = (size_t)nnl_rng_below(&g, mp); while (!k->mask[j]);
+    for (int ch = 0; ch < k->c; ch++) r->pixels[(size_t)ch * mp + j] = (uint8_t)(255 - r->pixels[(size_t)ch * mp + j]);
+    *out = r;
+    return NNL_OK;
+}
+
+const nnl_lock_ops nnl_lock_certificate = {
+    .name = "certificate",
+    .summary = "M-LOCK (Ren et al.): correct answers only for images stamped with a secret motif",
+    .seam = NNL_SEAM_INPUT,
+    .opts = cert_opts,
+    .probe = cert_probe,
+    .parse = cert_parse,
+    .generate = cert_generate,
+    .save = cert_save,
+    .free_key = cert_free_key,
+    .fits = cert_fits,
+    .describe_key = cert_describe_key,
+    .locks = cert_locks,
+    .describe = cert_describe,
+    .label = cert_label,
+    .forget = cert_forget,
+    .train = cert_train,
+    .train_free = cert_train_free,
+    .record = cert_record_op,
+    .authorized = cert_authorized,
+    .random_key = cert_random,
+    .neighbour_key = cert_neighbour,
+    .neighbour = "one pixel inverted",
+};

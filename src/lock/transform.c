@@ -4,7 +4,8 @@
  * follows the authors' code (fugokidi/block_transform): blocks of M x M pixels, each
  * flattened row, column, channel; one key for every block. docs/key-transform.md.
  */
-#include "../core/core.h"
+#define _GNU_SOURCE /* memmem */
+#include "lock.h"
 #include "fpe.h"
 
 #include <jansson.h>
@@ -356,3 +357,171 @@ int nnl_transform_load(nnl_transform *t, const char *path) {
     free(data);
     return st;
 }
+
+/* ---------------------------------------------------------------- the lock interface (lock.h) */
+
+static const nnl_lock_opt tf_opts[] = {
+    {"method", 1, NNL_LOCKOPT_NEW_KEY, "--method M         shuffle, np (negative/positive) or ffx (default shuffle)"},
+    {"block", 1, NNL_LOCKOPT_NEW_KEY, "--block M          blocks of M x M pixels; M must divide the image (default 4)"},
+    {"cipher", 1, NNL_LOCKOPT_NEW_KEY, "--cipher C         ffx: pyffx (FFX with HMAC-SHA1, as the authors) or ff1 (NIST\n"
+                                       "                         FF1 with AES-128) (default pyffx)"},
+    {"key-seed", 1, NNL_LOCKOPT_NEW_KEY, "--key-seed N       make the transform key reproducible (default: from the OS)"},
+    {NULL, 0, 0, NULL}};
+
+static int tf_probe(const uint8_t *data, size_t n) {
+    static const char tag[] = "\"nnlock-transform\"";
+    return n >= sizeof tag - 1 && memmem(data, n, tag, sizeof tag - 1) != NULL;
+}
+
+static int tf_parse(void **key, const uint8_t *data, size_t n, const char *name) {
+    nnl_transform *t = calloc(1, sizeof *t);
+    if (!t) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    int st = nnl_transform_parse(t, data, n, name);
+    if (st) { free(t); return st; }
+    *key = t;
+    return NNL_OK;
+}
+
+static void tf_free_key(void *key) {
+    if (!key) return;
+    nnl_transform_free(key);
+    free(key);
+}
+
+static int tf_make(void **key, int c, const nnl_transform_opts *o) {
+    nnl_transform *t = calloc(1, sizeof *t);
+    if (!t) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    int st = nnl_transform_generate(t, c, o);
+    if (st) { free(t); return st; }
+    *key = t;
+    return NNL_OK;
+}
+
+static int tf_generate(void **key, int c, int h, int w, const nnl_lock_args *a) {
+    nnl_transform_opts o;
+    nnl_transform_opts_default(&o);
+    long block;
+    int st;
+    if ((st = nnl_lock_arg_choice(a, "method", methods, 3, NNL_TF_SHUFFLE, &o.method)) ||
+        (st = nnl_lock_arg_int(a, "block", 1, NNL_TF_MAX_BLOCK, 4, &block)) ||
+        (st = nnl_lock_arg_choice(a, "cipher", ciphers, 2, NNL_FFX_PYFFX, &o.cipher)) ||
+        (st = nnl_lock_arg_u64(a, "key-seed", 0, &o.seed)))
+        return st;
+    if (nnl_lock_arg(a, "cipher") && o.method != NNL_TF_FFX) return nnl_fail(NNL_ERR_ARG, "--cipher is for --method ffx");
+    o.block = (int)block;
+    if (h % o.block || w % o.block)
+        return nnl_fail(NNL_ERR_SHAPE, "--block %d does not divide the %dx%d images", o.block, w, h);
+    return tf_make(key, c, &o);
+}
+
+static int tf_save(const void *key, const char *path, int overwrite) { return nnl_transform_save(key, path, overwrite); }
+
+static int tf_fits(const void *key, int c, int h, int w, const char *name) { return nnl_transform_check(key, c, h, w, name); }
+
+static void tf_describe_key(const void *key, char *buf, size_t n) {
+    const nnl_transform *t = key;
+    double bits = nnl_transform_key_bits(t->method, t->c, t->block);
+    if (t->method == NNL_TF_SHUFFLE)
+        snprintf(buf, n, "transform key: shuffle of %dx%d blocks of %d channel%s (%d values): (%d)! = 2^%.1f keys",
+                 t->block, t->block, t->c, t->c == 1 ? "" : "s", t->n, t->n, bits);
+    else
+        snprintf(buf, n, "transform key: %s%s%s of %dx%d blocks of %d channel%s (%d values): 2^%d position subsets%s",
+                 methods[t->method], t->method == NNL_TF_FFX ? " with " : "", t->method == NNL_TF_FFX ? ciphers[t->cipher] : "",
+                 t->block, t->block, t->c, t->c == 1 ? "" : "s", t->n, t->n,
+                 t->method == NNL_TF_FFX ? ", and the cipher's key" : "");
+}
+
+static int tf_locks(const nnl_model *m) { return nnl_model_meta_get(m, "lock.transform.method") != NULL; }
+
+static void tf_describe(const nnl_model *m, char *buf, size_t n) {
+    const char *me = nnl_model_meta_get(m, "lock.transform.method"), *b = nnl_model_meta_get(m, "lock.transform.block"),
+               *c = nnl_model_meta_get(m, "lock.transform.channels"), *ci = nnl_model_meta_get(m, "lock.transform.cipher");
+    int method = 0, block = atoi(b ? b : "0"), ch = atoi(c ? c : "0");
+    for (int i = 0; me && i < 3; i++)
+        if (!strcmp(me, methods[i])) method = i;
+    double bits = block > 0 && ch > 0 ? nnl_transform_key_bits(method, ch, block) : 0.0;
+    snprintf(buf, n, "key-transform lock (Maung Maung & Kiya): %s%s%s, %sx%s blocks, %s channel%s; key space 2^%.1f",
+             me ? me : "?", ci ? " with " : "", ci ? ci : "", b ? b : "?", b ? b : "?", c ? c : "?",
+             ch == 1 ? "" : "s", bits);
+}
+
+static void tf_label(const nnl_model *m, char *buf, size_t n) {
+    const char *me = nnl_model_meta_get(m, "lock.transform.method"), *b = nnl_model_meta_get(m, "lock.transform.block"),
+               *ci = nnl_model_meta_get(m, "lock.transform.cipher");
+    snprintf(buf, n, "%s%s%s %sx%s", me ? me : "?", ci ? "/" : "", ci ? ci : "", b ? b : "?", b ? b : "?");
+}
+
+static void tf_forget(nnl_model *m) { nnl_model_meta_remove_prefix(m, "lock.transform."); }
+
+static int tf_train(void **state, const void *key, const nnl_model *m, const nnl_lock_args *a, uint64_t seed,
+                    nnl_hooks *h) {
+    (void)m; (void)a; (void)seed;
+    /* Every training image is transformed: there is nothing else to learn from. */
+    nnl_transform_hooks(h, key);
+    *state = NULL;
+    return NNL_OK;
+}
+
+static void tf_train_free(void *state) { (void)state; }
+
+static int tf_record(nnl_model *m, const void *key, const void *state) {
+    (void)state;
+    return nnl_transform_record(m, key);
+}
+
+static void tf_authorized(const void *key, nnl_hooks *h) { nnl_transform_hooks(h, key); }
+
+static int tf_random(void **out, const void *like, uint64_t seed) {
+    const nnl_transform *t = like;
+    nnl_transform_opts o = {t->method, t->block, t->cipher, seed ? seed : 1};
+    return tf_make(out, t->c, &o);
+}
+
+/* The key with two positions swapped (shuffle) or one position's bit flipped (np, ffx). */
+static int tf_neighbour(void **out, const void *from, uint64_t seed) {
+    const nnl_transform *t = from;
+    nnl_transform *r = calloc(1, sizeof *r);
+    if (!r) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    *r = *t;
+    r->perm = NULL;
+    r->mask = NULL;
+    int st = alloc_key(r);
+    if (st) { free(r); return st; }
+    nnl_rng g = nnl_rng_derive(seed, 0x5a9b17ULL);
+    if (t->method == NNL_TF_SHUFFLE) {
+        memcpy(r->perm, t->perm, (size_t)t->n * sizeof *t->perm);
+        int i = (int)nnl_rng_below(&g, (uint64_t)t->n), j;
+        do j = (int)nnl_rng_below(&g, (uint64_t)t->n); while (j == i);
+        uint16_t x = r->perm[i]; r->perm[i] = r->perm[j]; r->perm[j] = x;
+    } else {
+        memcpy(r->mask, t->mask, (size_t)t->n);
+        r->mask[nnl_rng_below(&g, (uint64_t)t->n)] ^= 1;
+    }
+    *out = r;
+    return NNL_OK;
+}
+
+const nnl_lock_ops nnl_lock_transform = {
+    .name = "transform",
+    .summary = "Maung Maung & Kiya: a model trained on images transformed block by block with a secret key",
+    .seam = NNL_SEAM_INPUT,
+    .opts = tf_opts,
+    .probe = tf_probe,
+    .parse = tf_parse,
+    .generate = tf_generate,
+    .save = tf_save,
+    .free_key = tf_free_key,
+    .fits = tf_fits,
+    .describe_key = tf_describe_key,
+    .locks = tf_locks,
+    .describe = tf_describe,
+    .label = tf_label,
+    .forget = tf_forget,
+    .train = tf_train,
+    .train_free = tf_train_free,
+    .record = tf_record,
+    .authorized = tf_authorized,
+    .random_key = tf_random,
+    .neighbour_key = tf_neighbour,
+    .neighbour = "one swap or one bit",
+};

@@ -5,6 +5,7 @@
  * metadata so that a later load can tell a wrong key from a damaged file.
  * docs/deep-lock.md specifies the metadata.
  */
+#include "lock.h"
 #include "weightlock.h"
 
 #include <sodium.h>
@@ -313,3 +314,138 @@ int nnl_weights_key_generate(const char *path, int overwrite) {
     nnl_wl_wipe(key, sizeof key);
     return st;
 }
+
+/* ---------------------------------------------------------------- the lock interface (lock.h) */
+
+typedef struct wkey {
+    uint8_t key[NNL_WL_KEY_MAX];
+    size_t len;
+} wkey;
+
+static const nnl_lock_opt weight_opts[] = {
+    {"key-bits", 1, NNL_LOCKOPT_NEW_KEY, "--key-bits N       128 or 256: the size of a new master key (default 256)"},
+    {NULL, 0, 0, NULL}};
+
+static int w_parse_into(wkey *k, const uint8_t *data, size_t n, const char *name) {
+    return nnl_wl_key_parse(name, (const char *)data, n, k->key, &k->len);
+}
+
+static int w_probe(const uint8_t *data, size_t n) {
+    wkey k;
+    if (n > NNL_WL_KEYFILE_MAX) return 0;
+    int ok = w_parse_into(&k, data, n, "key") == NNL_OK;
+    nnl_wl_wipe(&k, sizeof k);
+    nnl_clear_error();
+    return ok;
+}
+
+static int w_parse(void **key, const uint8_t *data, size_t n, const char *name) {
+    wkey *k = calloc(1, sizeof *k);
+    if (!k) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    int st = w_parse_into(k, data, n, name);
+    if (st) { free(k); return st; }
+    *key = k;
+    return NNL_OK;
+}
+
+static void w_free_key(void *key) { nnl_wipe_free(key, sizeof(wkey)); }
+
+static int w_generate(void **key, int c, int h, int w, const nnl_lock_args *a) {
+    (void)c; (void)h; (void)w;
+    long bits;
+    int st = nnl_lock_arg_int(a, "key-bits", 128, 256, 256, &bits);
+    if (st) return st;
+    if (bits != 128 && bits != 256) return nnl_fail(NNL_ERR_ARG, "--key-bits must be 128 or 256, got %ld", bits);
+    wkey *k = calloc(1, sizeof *k);
+    if (!k) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    if ((st = nnl_wl_key_generate(k->key))) { free(k); return st; }
+    k->len = (size_t)bits / 8;
+    *key = k;
+    return NNL_OK;
+}
+
+static int w_save(const void *key, const char *path, int overwrite) {
+    const wkey *k = key;
+    return overwrite ? nnl_wl_key_write(path, k->key, k->len) : nnl_wl_key_write_new(path, k->key, k->len);
+}
+
+static int w_fits(const void *key, int c, int h, int w, const char *name) {
+    (void)key; (void)c; (void)h; (void)w; (void)name;
+    return NNL_OK; /* any model's weights can be locked with any master key */
+}
+
+static void w_describe_key(const void *key, char *buf, size_t n) {
+    const wkey *k = key;
+    snprintf(buf, n, "Deep-Lock master key: AES-%zu, 2^%zu keys", 8 * k->len, 8 * k->len);
+}
+
+static int w_locks(const nnl_model *m) { return nnl_weights_locked(m); }
+
+static void w_describe(const nnl_model *m, char *buf, size_t n) {
+    const char *s = nnl_model_meta_get(m, NNL_WL_META_PREFIX "scheme"), *b = nnl_model_meta_get(m, NNL_WL_META_PREFIX "key_bits");
+    snprintf(buf, n, "weight lock (Deep-Lock): %s, %s-bit %s", s ? s : "?", b ? b : "?",
+             nnl_model_meta_get(m, NNL_WL_META_PREFIX "kdf") ? "key from a passphrase" : "master key");
+}
+
+static void w_label(const nnl_model *m, char *buf, size_t n) {
+    const char *b = nnl_model_meta_get(m, NNL_WL_META_PREFIX "key_bits");
+    snprintf(buf, n, "weights AES-%s", b ? b : "?");
+}
+
+static void w_forget(nnl_model *m) { nnl_model_meta_remove_prefix(m, NNL_WL_META_PREFIX); }
+
+static int w_open(const void *key, nnl_model *m) {
+    const wkey *k = key;
+    return nnl_weights_unlock(m, k->key, k->len);
+}
+
+static int w_close(const void *key, nnl_model *m) {
+    const wkey *k = key;
+    return nnl_weights_lock(m, k->key, k->len);
+}
+
+static int w_random(void **out, const void *like, uint64_t seed) {
+    const wkey *l = like;
+    wkey *k = calloc(1, sizeof *k);
+    if (!k) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    nnl_rng r = nnl_rng_derive(seed, 0x3e1c4eULL);
+    for (size_t i = 0; i < l->len; i++) k->key[i] = (uint8_t)(nnl_rng_next(&r) >> 56);
+    k->len = l->len;
+    *out = k;
+    return NNL_OK;
+}
+
+static int w_neighbour(void **out, const void *from, uint64_t seed) {
+    const wkey *f = from;
+    wkey *k = calloc(1, sizeof *k);
+    if (!k) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    *k = *f;
+    nnl_rng r = nnl_rng_derive(seed, 0xb17f1bULL);
+    uint64_t bit = nnl_rng_below(&r, 8 * f->len);
+    k->key[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    *out = k;
+    return NNL_OK;
+}
+
+const nnl_lock_ops nnl_lock_weights = {
+    .name = "weights",
+    .summary = "Deep-Lock (Alam et al.): every stored parameter encrypted with a master key",
+    .seam = NNL_SEAM_WEIGHTS,
+    .opts = weight_opts,
+    .probe = w_probe,
+    .parse = w_parse,
+    .generate = w_generate,
+    .save = w_save,
+    .free_key = w_free_key,
+    .fits = w_fits,
+    .describe_key = w_describe_key,
+    .locks = w_locks,
+    .describe = w_describe,
+    .label = w_label,
+    .forget = w_forget,
+    .open = w_open,
+    .close = w_close,
+    .random_key = w_random,
+    .neighbour_key = w_neighbour,
+    .neighbour = "one bit",
+};

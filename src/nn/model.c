@@ -45,6 +45,33 @@ fail:
     return st;
 }
 
+int nnl_model_replace_head(nnl_model **pm, int nclass, uint64_t seed) {
+    nnl_model *m = *pm, *n;
+    int st = nnl_model_create(&n, m->arch, m->input.c, m->input.h, m->input.w, nclass);
+    if (st) return st;
+    if (n->nlayers != m->nlayers) {
+        nnl_model_free(n);
+        return nnl_fail(NNL_ERR_SHAPE, "architecture '%s' has other layers for %d classes", m->arch, nclass);
+    }
+    nnl_model_init(n, seed);
+    /* Every layer whose tensors keep their shapes keeps its weights; the rest (the layers that
+     * depend on the class count: the last) start afresh from seed. */
+    for (int i = 0; i < m->nlayers; i++) {
+        const nnl_layer *a = &m->layers[i], *b = &n->layers[i];
+        if (a->w_n != b->w_n || a->b_n != b->b_n || a->s_n != b->s_n) continue;
+        memcpy(n->params + b->w_off, m->params + a->w_off, a->w_n * sizeof(float));
+        memcpy(n->params + b->b_off, m->params + a->b_off, a->b_n * sizeof(float));
+        memcpy(n->state + b->s_off, m->state + a->s_off, a->s_n * sizeof(float));
+    }
+    memcpy(n->mean, m->mean, sizeof m->mean);
+    memcpy(n->std, m->std, sizeof m->std);
+    for (int i = 0; i < m->nmeta; i++)
+        if ((st = nnl_model_meta_set(n, m->meta_keys[i], m->meta_vals[i]))) { nnl_model_free(n); return st; }
+    nnl_model_free(m);
+    *pm = n;
+    return NNL_OK;
+}
+
 static void free_runtime(nnl_model *m) {
     if (m->acts)
         for (int i = 0; i <= m->nlayers; i++) nnl_free(m->acts[i]);
