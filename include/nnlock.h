@@ -188,6 +188,10 @@ int nnl_dataset_check_labels(const nnl_dataset *ds, int nclass, const char *what
 int nnl_dataset_check_classes(const nnl_dataset *ds, const char *what);
 /* The folder name of a class as nnlock writes it ('/' and a leading '.' become '_'). */
 void nnl_class_folder_name(const char *name, char *out, size_t size);
+/* Splits ds by a seeded permutation into a (n images) and b (the rest), disjoint copies
+ * without class names (the labels keep ds's numbering): an attacker's few labelled images and
+ * the images the attack is measured on. */
+int nnl_dataset_split(const nnl_dataset *ds, int64_t n, uint64_t seed, nnl_dataset *a, nnl_dataset *b);
 /* Keeps the first n images (n <= ds->n). */
 void nnl_dataset_truncate(nnl_dataset *ds, int64_t n);
 /* Keeps n images drawn at random without replacement (seeded), in their original order. */

@@ -39,44 +39,16 @@ int nnl_eval_remapped(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hook
     int k = nnl_model_nclass(m);
     int64_t nlearn = (int64_t)(fraction * (double)ds->n + 0.5);
     if (nlearn < 1 || nlearn >= ds->n) return nnl_fail(NNL_ERR_ARG, "data set of %lld images is too small to remap", (long long)ds->n);
-    /* Split by a seeded permutation into a learn subset and the rest, as two data sets. */
-    size_t isz = (size_t)ds->c * ds->h * ds->w;
     nnl_dataset parts[2];
-    memset(parts, 0, sizeof parts);
-    int64_t *perm = malloc((size_t)ds->n * sizeof *perm);
-    int st = NNL_OK;
-    for (int i = 0; i < 2; i++) {
-        parts[i] = *ds;
-        parts[i].class_names = NULL;
-        parts[i].n = i == 0 ? nlearn : ds->n - nlearn;
-        parts[i].pixels = malloc((size_t)parts[i].n * isz);
-        parts[i].labels = malloc((size_t)parts[i].n * sizeof(int32_t));
-        if (!parts[i].pixels || !parts[i].labels) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
-    }
-    if (!perm) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    int st = nnl_dataset_split(ds, nlearn, seed, &parts[0], &parts[1]);
+    if (st) return st;
     nnl_eval ev[2];
     memset(ev, 0, sizeof ev);
-    if (!st) {
-        nnl_rng r = nnl_rng_derive(seed, 0x4e3a9ULL);
-        for (int64_t i = 0; i < ds->n; i++) perm[i] = i;
-        for (int64_t i = ds->n - 1; i > 0; i--) {
-            int64_t j = (int64_t)nnl_rng_below(&r, (uint64_t)i + 1), t = perm[i];
-            perm[i] = perm[j]; perm[j] = t;
-        }
-        for (int64_t i = 0; i < ds->n; i++) {
-            nnl_dataset *d = &parts[i < nlearn ? 0 : 1];
-            int64_t at = i < nlearn ? i : i - nlearn;
-            memcpy(d->pixels + (size_t)at * isz, ds->pixels + (size_t)perm[i] * isz, isz);
-            d->labels[at] = ds->labels[perm[i]];
-        }
-        for (int i = 0; i < 2 && !st; i++) st = nnl_evaluate(m, &parts[i], hooks, 0, &ev[i]);
-    }
+    for (int i = 0; i < 2 && !st; i++) st = nnl_evaluate(m, &parts[i], hooks, 0, &ev[i]);
     if (!st) *accuracy = nnl_remap_accuracy(ev[0].confusion, ev[1].confusion, k, NULL);
     for (int i = 0; i < 2; i++) {
         nnl_eval_free(&ev[i]);
-        free(parts[i].pixels);
-        free(parts[i].labels);
+        nnl_dataset_free(&parts[i]);
     }
-    free(perm);
     return st;
 }

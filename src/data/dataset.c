@@ -53,6 +53,42 @@ void nnl_dataset_sample(nnl_dataset *ds, int64_t n, uint64_t seed) {
     ds->n = kept;
 }
 
+int nnl_dataset_split(const nnl_dataset *ds, int64_t n, uint64_t seed, nnl_dataset *a, nnl_dataset *b) {
+    memset(a, 0, sizeof *a);
+    memset(b, 0, sizeof *b);
+    if (n < 1 || n >= ds->n) return nnl_fail(NNL_ERR_ARG, "cannot split %lld images into %lld and the rest", (long long)ds->n, (long long)n);
+    size_t isz = (size_t)ds->c * ds->h * ds->w;
+    nnl_dataset *parts[2] = {a, b};
+    int64_t *perm = malloc((size_t)ds->n * sizeof *perm);
+    int st = perm ? NNL_OK : nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < 2; i++) {
+        *parts[i] = *ds;
+        parts[i]->class_names = NULL; /* the names stay with ds; the parts are numbered alike */
+        parts[i]->n = i == 0 ? n : ds->n - n;
+        parts[i]->pixels = nnl_alloc((size_t)parts[i]->n * isz);
+        parts[i]->labels = nnl_alloc((size_t)parts[i]->n * sizeof(int32_t));
+        if (!parts[i]->pixels || !parts[i]->labels) st = nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    }
+    if (!st) {
+        /* A seeded permutation: the first n of it are a, the rest b. */
+        nnl_rng r = nnl_rng_derive(seed, 0x4e3a9ULL);
+        for (int64_t i = 0; i < ds->n; i++) perm[i] = i;
+        for (int64_t i = ds->n - 1; i > 0; i--) {
+            int64_t j = (int64_t)nnl_rng_below(&r, (uint64_t)i + 1), t = perm[i];
+            perm[i] = perm[j]; perm[j] = t;
+        }
+        for (int64_t i = 0; i < ds->n; i++) {
+            nnl_dataset *d = parts[i < n ? 0 : 1];
+            int64_t at = i < n ? i : i - n;
+            memcpy(d->pixels + (size_t)at * isz, ds->pixels + (size_t)perm[i] * isz, isz);
+            d->labels[at] = ds->labels[perm[i]];
+        }
+    }
+    free(perm);
+    if (st) { nnl_dataset_free(a); nnl_dataset_free(b); }
+    return st;
+}
+
 void nnl_dataset_stats(const nnl_dataset *ds, float *mean, float *std) {
     int c = ds->c;
     if (c < 1 || c > NNL_MAX_CHANNELS) return;

@@ -82,6 +82,9 @@ typedef struct nnl_lock_ops {
     int (*close)(const void *key, nnl_model *m);  /* encrypts, with its record */
 
     /* ---- other keys of the same kind and size, for wrong-key reports and key search */
+    /* A random key consistent with the model's public record alone: what an attacker holding
+     * the model file but not the key can try (NULL: the record says too little). */
+    int (*guess_key)(void **out, const nnl_model *m, uint64_t seed);
     int (*random_key)(void **out, const void *like, uint64_t seed);
     int (*neighbour_key)(void **out, const void *from, uint64_t seed);
     const char *neighbour;     /* what a neighbour differs by: "one swap", "one bit" */

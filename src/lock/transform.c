@@ -477,6 +477,23 @@ static int tf_random(void **out, const void *like, uint64_t seed) {
     return tf_make(out, t->c, &o);
 }
 
+static int tf_guess(void **out, const nnl_model *m, uint64_t seed) {
+    const char *me = nnl_model_meta_get(m, "lock.transform.method"), *b = nnl_model_meta_get(m, "lock.transform.block"),
+               *c = nnl_model_meta_get(m, "lock.transform.channels"), *ci = nnl_model_meta_get(m, "lock.transform.cipher");
+    nnl_transform_opts o;
+    nnl_transform_opts_default(&o);
+    o.seed = seed ? seed : 1;
+    o.method = -1;
+    for (int i = 0; me && i < 3; i++)
+        if (!strcmp(me, methods[i])) o.method = i;
+    for (int i = 0; ci && i < 2; i++)
+        if (!strcmp(ci, ciphers[i])) o.cipher = i;
+    o.block = b ? atoi(b) : 0;
+    int ch = c ? atoi(c) : 0;
+    if (o.method < 0 || o.block < 1 || ch < 1) return nnl_fail(NNL_ERR_FORMAT, "the model's lock.transform record is incomplete");
+    return tf_make(out, ch, &o);
+}
+
 /* The key with two positions swapped (shuffle) or one position's bit flipped (np, ffx). */
 static int tf_neighbour(void **out, const void *from, uint64_t seed) {
     const nnl_transform *t = from;
@@ -521,6 +538,7 @@ const nnl_lock_ops nnl_lock_transform = {
     .train_free = tf_train_free,
     .record = tf_record,
     .authorized = tf_authorized,
+    .guess_key = tf_guess,
     .random_key = tf_random,
     .neighbour_key = tf_neighbour,
     .neighbour = "one swap or one bit",

@@ -404,6 +404,14 @@ static int w_close(const void *key, nnl_model *m) {
     return nnl_weights_lock(m, k->key, k->len);
 }
 
+static int w_random(void **out, const void *like, uint64_t seed);
+
+static int w_guess(void **out, const nnl_model *m, uint64_t seed) {
+    const char *b = nnl_model_meta_get(m, NNL_WL_META_PREFIX "key_bits");
+    wkey like = {{0}, b && !strcmp(b, "128") ? 16 : 32};
+    return w_random(out, &like, seed);
+}
+
 static int w_random(void **out, const void *like, uint64_t seed) {
     const wkey *l = like;
     wkey *k = calloc(1, sizeof *k);
@@ -445,6 +453,7 @@ const nnl_lock_ops nnl_lock_weights = {
     .forget = w_forget,
     .open = w_open,
     .close = w_close,
+    .guess_key = w_guess,
     .random_key = w_random,
     .neighbour_key = w_neighbour,
     .neighbour = "one bit",
