@@ -14,7 +14,8 @@ static void usage(FILE *out) {
         "guessed from the model's public record and keeps the best, and (b) climbs from a random\n"
         "key by N one-step moves (a swap, a flipped bit) kept when they do not lower the accuracy\n"
         "on its images; it reports what each found key gives on the images it never saw.\n\n"
-        "  -d, --data PATH    data set (default %s); its test split is split\n"
+        "  -d, --data PATH    data set (default: the model's own if still there, else %s); its\n"
+        "                     test split is split\n"
         "      --fraction F   the attacker's share of the test images (default 0.01)\n"
         "      --budget N     keys tried by each search (default 200)\n"
         "      --lock NAME    the lock to attack (default: the model's input lock)\n"
@@ -37,7 +38,7 @@ static int run(int argc, char **argv) {
     cli_locks L;
     struct option *lo = cli_locks_options(&L, base, 500, 0);
     if (!lo) return cli_fail(cmd, "out of memory");
-    const char *data = NNL_DEFAULT_DATA;
+    const char *data = NULL;
     cli_weights_opts wo = {0};
     double fraction = 0.01;
     long budget = 200, threads = 0;
@@ -85,6 +86,7 @@ static int run(int argc, char **argv) {
     if (!ops->guess_key) { cli_fail(cmd, "the %s lock's record does not say enough to guess keys", ops->name); goto done; }
     if (L.n && L.l[0].key.key && cli_locks_fit(&L, cmd, m)) goto done;
     cli_data_for_model(m);
+    data = cli_model_data(cmd, m, data);
     if (cli_load_data(cmd, data, NNL_SPLIT_TEST, &ds) || cli_match_classes(cmd, m, &ds, "test")) goto done;
     int64_t n = (int64_t)(fraction * (double)ds.n + 0.5);
     int st;

@@ -83,6 +83,10 @@ int cli_load_data(const char *cmd, const char *path, int split, nnl_dataset *ds)
 int cli_match_classes(const char *cmd, const nnl_model *m, nnl_dataset *ds, const char *what);
 /* Monotonic clock in seconds. */
 double cli_now(void);
+/* The data set to evaluate on: `given` (--data), else the one the model was trained on when it
+ * is still there (saying so on stderr), else the default. */
+const char *cli_model_data(const char *cmd, const nnl_model *m, const char *given);
+int nnl_is_dir(const char *path);
 /* Data sets that are resized on loading (GTSRB) are loaded at the model's input size,
  * cropped as it was trained. */
 void cli_data_for_model(const nnl_model *m);

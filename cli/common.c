@@ -128,6 +128,17 @@ int cli_match_classes(const char *cmd, const nnl_model *m, nnl_dataset *ds, cons
     return st ? cli_lib_fail(cmd, st) : 0;
 }
 
+const char *cli_model_data(const char *cmd, const nnl_model *m, const char *given) {
+    if (given) return given;
+    /* The model's own training data, where it still is; else the default set. */
+    const char *own = nnl_model_meta_get(m, "train.data_path");
+    if (own && nnl_is_dir(own)) {
+        fprintf(stderr, "nnlock %s: note: no --data: using %s, the data set the model was trained on\n", cmd, cli_safe(own));
+        return own;
+    }
+    return NNL_DEFAULT_DATA;
+}
+
 void cli_data_for_model(const nnl_model *m) {
     int c, h, w;
     nnl_model_input_shape(m, &c, &h, &w);

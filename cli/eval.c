@@ -23,7 +23,8 @@ static void usage(FILE *out) {
         "LOCKED models (e.g. one per seed) give mean +/- std. A model with several locks (e.g.\n"
         "weights and transform) and their keys gets one row per set of keys held: none, each\n"
         "alone, all.\n\n"
-        "  -d, --data PATH     data set directory (default %s)\n"
+        "  -d, --data PATH     data set directory (default: the one the model was trained on, if it\n"
+        "                      is still there, else %s)\n"
         "      --split NAME    test or train (default test)\n"
         "      --lock NAME     the lock of the --key after it (%s)\n"
         "  -k, --key FILE      a key of the locked model (repeat for a model with several locks)\n"
@@ -316,7 +317,7 @@ static int run(int argc, char **argv) {
     cli_locks L;
     struct option *lo = cli_locks_options(&L, base, 500, 0);
     if (!lo) return cli_fail("eval", "out of memory");
-    const char *cmd = "eval", *data = NNL_DEFAULT_DATA, *baseline = NULL, *outdir = NULL;
+    const char *cmd = "eval", *data = NULL, *baseline = NULL, *outdir = NULL;
     cli_weights_opts wo = {0};
     long batch = 500, threads = 0, trials = 10;
     double remap = 0.01;
@@ -370,6 +371,7 @@ static int run(int argc, char **argv) {
         goto out;
     }
     cli_data_for_model(m);
+    data = cli_model_data(cmd, m, data);
     nnl_dataset ds = {0};
     if (cli_load_data(cmd, data, split, &ds) || cli_match_classes(cmd, m, &ds, split == NNL_SPLIT_TRAIN ? "training" : "test")) {
         nnl_model_free(m);

@@ -92,6 +92,8 @@ static int run(int argc, char **argv) {
         nnl_model_describe(m, desc, 1 << 16);
         printf("model:       %s\narch:        %s\nparameters:  %zu\ninput:       %dx%dx%d\nclasses:     %d\n",
                cli_safe(argv[optind]), cli_safe(nnl_model_arch(m)), nnl_model_param_count(m), mc, mh, mw, k);
+        const char *dp = nnl_model_meta_get(m, "train.data_path"), *df = nnl_model_meta_get(m, "train.data");
+        if (dp || df) printf("trained on:  %s%s%s%s\n", dp ? cli_safe(dp) : "", dp && df ? " (" : "", df ? cli_safe(df) : "", dp && df ? ")" : "");
         if (nnl_model_class_name(m, 0)) {
             printf("class names:");
             for (int i = 0; i < k && i < 20; i++) printf(" %s%s", cli_safe(nnl_model_class_name(m, i)), i + 1 < k ? "," : "");

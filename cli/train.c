@@ -401,6 +401,8 @@ static int run(int argc, char **argv) {
     char buf[64];
     static const char *const optn[] = {"sgd", "adam"};
     nnl_model_meta_set(m, "train.data", train.source);
+    char *real = realpath(data, NULL);
+    if (real) { nnl_model_meta_set(m, "train.data_path", real); free(real); }
     if (crop_roi) nnl_model_meta_set(m, "train.crop_roi", "1");
     snprintf(buf, sizeof buf, "%lld", (long long)train.n); nnl_model_meta_set(m, "train.images", buf);
     snprintf(buf, sizeof buf, "%d", o.epochs); nnl_model_meta_set(m, "train.epochs", buf);

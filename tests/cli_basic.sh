@@ -31,6 +31,11 @@ grep -q "test accuracy" "$tmp/out" && ok || bad "train printed no accuracy"
 expect_ok "eval" "$nnlock" eval m.nnl --data data
 acc=$(sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
 awk -v a="$acc" 'BEGIN { exit !(a > 90) }' && ok || bad "eval accuracy $acc <= 90"
+# Without --data, eval takes the data set the model was trained on (and says so).
+expect_ok "eval without --data" "$nnlock" eval m.nnl
+grep -q "^accuracy $acc%" "$tmp/out" && grep -q "trained on" "$tmp/err" && ok || bad "eval without --data: $(head -1 "$tmp/out") $(cat "$tmp/err")"
+expect_ok "info names the training data" "$nnlock" info m.nnl
+grep -q "^trained on:  $tmp/data (idx)" "$tmp/out" && ok || bad "info: $(grep trained "$tmp/out")"
 expect_ok "eval --json" "$nnlock" eval m.nnl --data data --json
 /usr/bin/python3 -c "import json,sys; d=json.load(open('$tmp/out')); assert len(d['confusion'])==10 and d['n']==200" && ok || bad "eval --json"
 expect_ok "info" "$nnlock" info m.nnl
