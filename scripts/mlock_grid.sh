@@ -69,22 +69,29 @@ export nnlock data arch epochs threads work TRAIN_ARGS LOCK_ARGS
 : > "$work/jobs2.txt"
 for s in $(seq 2 "$seeds"); do for strat in $strategies; do for motif in $motifs; do for loc in $locations; do
     echo "run $strat $motif $loc $s"; done; done; done; done >> "$work/jobs2.txt"
+# A failed training is reported and the rest go on; the table names the cells it leaves empty.
 for f in "$work/jobs1.txt" "$work/jobs2.txt"; do
     [ -s "$f" ] || continue
-    xargs -P "$jobs" -I{} bash -c '{}' < "$f"
+    xargs -P "$jobs" -I{} bash -c '{}' < "$f" || echo "mlock_grid: some trainings failed (their logs are in $work); going on" >&2
 done
 
 : > "$work/results.jsonl"
 for s in $(seq 1 "$seeds"); do
+    [ -f "$work/baseline-s$s.nnl" ] || { echo "mlock_grid: baseline seed $s failed: no row for it" >&2; continue; }
     "$nnlock" eval --data "$data" --json "$work/baseline-s$s.nnl" | python3 -c \
         "import json,sys; print(json.dumps({'baseline': json.load(sys.stdin)['accuracy']}))" >> "$work/results.jsonl"
 done
 for strat in $strategies; do for motif in $motifs; do for loc in $locations; do
     base="$work/$strat-$motif-$loc"
-    models=$(for s in $(seq 1 "$seeds"); do echo "$base-s$s.nnl"; done)
+    models=$(for s in $(seq 1 "$seeds"); do [ -f "$base-s$s.nnl" ] && echo "$base-s$s.nnl"; done || true)
+    missing=$(( seeds - $(echo "$models" | grep -c . || true) ))
+    if [ -z "$models" ] || [ ! -f "$base.key" ]; then
+        echo "{\"strat\": \"$strat\", \"motif\": \"$motif\", \"loc\": \"$loc\", \"failed\": $seeds}" >> "$work/results.jsonl"
+        continue
+    fi
     # shellcheck disable=SC2086
-    "$nnlock" eval --data "$data" --key "$base.key" --json $models | python3 -c \
-        "import json,sys; r=json.load(sys.stdin); r.update(strat='$strat', motif='$motif', loc='$loc'); print(json.dumps(r))" \
+    "$nnlock" eval --data "$data" --key "$base.key" --trials 0 --json $models | python3 -c \
+        "import json,sys; r=json.load(sys.stdin); r.update(strat='$strat', motif='$motif', loc='$loc', failed=$missing); print(json.dumps(r))" \
         >> "$work/results.jsonl"
 done; done; done
 minutes=$(( ($(date +%s) - start + 59) / 60 ))
@@ -94,10 +101,12 @@ import json, sys
 import statistics
 rows = [json.loads(l) for l in open(sys.argv[1])]
 base = [100 * r['baseline'] for r in rows if 'strat' not in r]
-bcell = f"{statistics.mean(base):.2f} +/- {statistics.stdev(base) if len(base) > 1 else 0.0:.2f}"
+bcell = f"{statistics.mean(base):.2f} +/- {statistics.stdev(base) if len(base) > 1 else 0.0:.2f}" if base else "failed"
 out, cmd, arch, epochs, seeds, minutes, data = sys.argv[2:9]
 def pm(r, k):
-    return f"{100 * r[k + '_mean']:.2f} +/- {100 * r[k + '_std']:.2f}" if k + '_mean' in r else "-"
+    if k + '_mean' not in r: return "failed" if r.get('failed') else "-"
+    cell = f"{100 * r[k + '_mean']:.2f} +/- {100 * r[k + '_std']:.2f}"
+    return cell + (f" ({r['failed']} of {seeds} seeds failed)" if r.get('failed') else "")
 sname = {'single': 'I single', 'rule': 'II rule', 'random': 'III random'}
 with open(out, 'w') as f:
     f.write(f"# Certificate lock (M-LOCK) grid: `{arch}` on `{data}`\n\n")

@@ -190,6 +190,11 @@ with open(out + ".tmp", 'w') as f:
                 for mi, motif in enumerate(('pixels', 'pattern')):
                     r = next(x for x in rows if x['ds'] == ds and x.get('strat') == st
                              and x.get('motif') == motif and x.get('loc') == loc)
+                    if 'trusted_mean' not in r:
+                        misses.append(f"{title.split(':')[0]}, {names[ds]} {st} {motif}: every training failed")
+                        f.write(f"| {sname[st]} | {names[ds]} | {r['p']:g} | {motif} | {pm(bm, sd(b))} | failed | failed | "
+                                f"failed | - | missed: every training failed |\n")
+                        continue
                     tm, um = 100 * r['trusted_mean'], 100 * r['unverified_mean']
                     pap = paper[(ds, st)][1 + mi]
                     why = []

@@ -46,6 +46,23 @@ for args in "$tmp/nowhere $tmp/x.md" "$tmp/data $tmp/x.md ten" "$tmp/data $tmp/x
         || bad "mlock_grid.sh $args: rc=$rc, $(head -2 "$tmp/err")"
 done
 
+# A failed training is reported, the others go on, and the table names the failed cells:
+# an nnlock that fails every `rule` training.
+cat > "$tmp/flaky" <<FLAKY
+#!/bin/bash
+case " \$* " in *" --strategy rule "*) echo "nnlock train: a made-up failure" >&2; exit 1 ;; esac
+exec "$nnlock" "\$@"
+FLAKY
+chmod +x "$tmp/flaky"
+if STRATEGIES="single rule" MOTIFS=pattern LOCATIONS=fixed ARCH="dense32,relu,dense" NNLOCK="$tmp/flaky" WORK=$tmp/flakyw \
+    bash "$src/scripts/mlock_grid.sh" "$tmp/data" "$tmp/flaky.md" 2 1 > "$tmp/flaky.out" 2> "$tmp/flaky.err"; then ok
+else bad "mlock_grid.sh stopped at a failed training: $(tail -3 "$tmp/flaky.err")"; fi
+grep -q '^| II rule | fixed | pattern | [0-9.]* +/- [0-9.]* | failed | failed | failed |$' "$tmp/flaky.md" && ok \
+    || bad "mlock_grid.sh did not mark the failed row: $(grep rule "$tmp/flaky.md")"
+grep -qE '^\| I single \| fixed \| pattern \| [0-9.]+ \+/- [0-9.]+ \| [0-9.]+ ' "$tmp/flaky.md" && ok \
+    || bad "mlock_grid.sh lost the rows that trained: $(grep single "$tmp/flaky.md")"
+grep -q "some trainings failed" "$tmp/flaky.err" && ok || bad "mlock_grid.sh did not say trainings failed"
+
 # ---- mlock_repro.sh: the recipe reaches the models, every row is judged, the hand-written
 # part of the results file survives a rerun, bad settings are refused
 repro() { MNIST_EPOCHS=1 FASHION_EPOCHS=1 MNIST_TRAIN_ARGS="--augment-crop 1 --batch 32" MNIST_TARGET=2 \
