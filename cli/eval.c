@@ -30,6 +30,8 @@ static void usage(FILE *out) {
         "  -k, --key FILE      a key of the locked model (repeat for a model with several locks)\n"
         "      --baseline FILE the unlocked model trained with the same settings, for comparison\n"
         "      --remap F       fraction of test images the remapping attacker knows (default 0.01)\n"
+        "      --tta L         test-time augmentation of the plain report: 0 none, 1 mirror, 2 mirror\n"
+        "                      and translate (default 0)\n"
         "      --trials N      random wrong keys, and keys one step away, to try (default 10 each;\n"
         "                      0: none)\n"
         "      --out DIR       write figures: plain and keyed examples, the certificate, curves\n"
@@ -313,13 +315,14 @@ static int run(int argc, char **argv) {
     static const struct option base[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 1}, {"batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 't'}, {"json", 0, 0, 2}, {"baseline", 1, 0, 3},
                                          {"remap", 1, 0, 4}, {"out", 1, 0, 5}, {"wrong-keys", 0, 0, 6}, {"trials", 1, 0, 7},
+                                         {"tta", 1, 0, 8},
                                          CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
     cli_locks L;
     struct option *lo = cli_locks_options(&L, base, 500, 0);
     if (!lo) return cli_fail("eval", "out of memory");
     const char *cmd = "eval", *data = NULL, *baseline = NULL, *outdir = NULL;
     cli_weights_opts wo = {0};
-    long batch = 500, threads = 0, trials = 10;
+    long batch = 500, threads = 0, trials = 10, tta = 0;
     double remap = 0.01;
     int split = NNL_SPLIT_TEST, json = 0, wrong_keys = 0, c, r, rc = 2;
     opterr = 0;
@@ -341,6 +344,7 @@ static int run(int argc, char **argv) {
         case 5: outdir = optarg; break;
         case 6: wrong_keys = 1; break;
         case 7: if (cli_int(cmd, "--trials", optarg, 0, 100000, &trials)) goto out; break;
+        case 8: if (cli_int(cmd, "--tta", optarg, 0, 2, &tta)) goto out; break;
         default:
             if (cli_weights_option(c, 300, &wo)) break;
             if ((r = cli_locks_option(&L, cmd, c)) == 1) break;
@@ -405,7 +409,7 @@ static int run(int argc, char **argv) {
         if (all[i]->seam == NNL_SEAM_INPUT && all[i]->locks(m))
             fprintf(stderr, "nnlock eval: note: %s is %s-locked; without --key this is what unauthorized users get\n",
                     argv[optind], all[i]->name);
-    if ((st = nnl_evaluate(m, &ds, NULL, (int)batch, &ev))) { cli_lib_fail(cmd, st); goto done; }
+    if ((st = nnl_evaluate_tta(m, &ds, NULL, (int)batch, (int)tta, &ev))) { cli_lib_fail(cmd, st); goto done; }
     if (json) {
         int nulls = 0;
         char why[256];

@@ -3,6 +3,7 @@
 #include "locks.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,20 +24,41 @@ static void usage(FILE *out) {
         "                         locked with the same key\n"
         "      --write-plaintext  with a weight-locked --init: write the output unlocked instead\n"
         "  -o, --out FILE         model file to write (default model.nnl)\n"
-        "  -e, --epochs N         epochs (default 10)\n"
+        "  -e, --epochs N         epochs (default 10); a fraction (9.9) ends within the last epoch\n"
         "  -b, --batch N          batch size (default 128)\n"
         "      --lr F             learning rate (default 0.01 for sgd, 0.001 for adam)\n"
         "      --optimizer NAME   sgd or adam (default sgd)\n"
         "      --momentum F       SGD momentum (default 0.9)\n"
         "      --nesterov         Nesterov momentum\n"
         "      --weight-decay F   L2 weight decay (default 5e-4)\n"
-        "      --schedule NAME    constant, step or cosine (default cosine)\n"
+        "      --schedule NAME    constant, step, cosine or triangle (default cosine)\n"
         "      --step-size N      epochs per step for 'step' (default 10)\n"
         "      --gamma F          factor per step for 'step' (default 0.1)\n"
         "      --warmup F         linear warm-up in epochs (default 0)\n"
         "      --label-smoothing F  (default 0)\n"
         "      --augment-crop N   random crop with N pixels of zero padding (default 0: off)\n"
         "      --augment-flip     random horizontal flips (default off)\n"
+        "      --augment-flip-alternate  each image flipped at random once, then all of them every\n"
+        "                         other epoch (airbench's derandomised flip)\n"
+        "      --augment-translate N  random translation by up to N pixels, reflect padding\n"
+        "      --drop-last        skip each epoch's last, incomplete batch\n"
+        "      --bn-momentum F    batch-norm running statistics (default 0.1, PyTorch's convention)\n"
+        "      --bn-bias-lr F     learning-rate multiplier of batch-norm biases, their weight decay\n"
+        "                         divided by it (default 1)\n"
+        "      --whiten-images N  a whitening layer (spec flag w) from N training images' patches\n"
+        "                         (default 5000)\n"
+        "      --whiten-bias-epochs F  the whitening layer's bias trains F epochs, then stays\n"
+        "                         (default 0: throughout)\n"
+        "      --triangle A,P,E   with --schedule triangle: lr x A at the start, lr at fraction P of\n"
+        "                         the run, lr x E at its end (default 0.2,0.23,0.07)\n"
+        "      --lookahead N,S,D,P  every N steps from epoch S, average the weights (decay D^N x\n"
+        "                         (step/steps)^P, airbench's EMA); e.g. 5,3,0.95,3 (default off)\n"
+        "      --tta L            report the final test accuracy with test-time augmentation:\n"
+        "                         0 none, 1 mirror, 2 mirror and translate (default 0)\n"
+        "      --recipe NAME      airbench: airbench94's recipe on the airbench network (batch 1024,\n"
+        "                         9.9 epochs, Nesterov SGD, label smoothing 0.2, the triangle\n"
+        "                         schedule, Lookahead, alternating flip, translation, TTA 2...);\n"
+        "                         options given with it override it\n"
         "      --limit N          train on N training images drawn at random (seeded by --seed),\n"
         "                         every class in proportion (default all)\n"
         "      --resize N         GTSRB: resize images to N x N (default 32)\n"
@@ -174,7 +196,34 @@ static int init_classes(const char *cmd, const char *init, nnl_model **pm, nnl_d
     return 0;
 }
 
-static const char *const opt_names[] = {"constant", "step", "cosine"};
+static const char *const opt_names[] = {"constant", "step", "cosine", "triangle"};
+
+/* airbench94's recipe (KellerJordan/cifar10-airbench, airbench94.py) in nnlock's terms. Its
+ * loss is summed over the batch where nnlock's is the mean, so its learning rate 11.5 per 1024
+ * examples over 1 + 1/(1 - momentum) becomes 1.5 here and its decoupled weight decay 0.0153 per
+ * 1024 examples becomes 0.0153 / 11.5 = 0.00133 on the mean loss's scale. Batch-norm eps stays
+ * nnlock's 1e-5 (airbench 1e-12, where the scale is fixed at 1 it changes nothing visible). */
+static void recipe_airbench(nnl_train_opts *o, const char **arch, long *tta) {
+    *arch = "airbench";
+    o->batch = 1024;
+    o->epochs = 10;
+    o->epochs_exact = 9.9;
+    o->lr = 1.5f;
+    o->momentum = 0.85f;
+    o->nesterov = 1;
+    o->weight_decay = 0.0153f / 11.5f;
+    o->label_smoothing = 0.2f;
+    o->bn_momentum = 0.4f;
+    o->bn_bias_lr = 64.0f;
+    o->whiten_bias_epochs = 3.0f;
+    o->schedule = NNL_SCHED_TRIANGLE;
+    o->sched_start = 0.2f; o->sched_peak = 0.23f; o->sched_end = 0.07f;
+    o->ema_every = 5; o->ema_start = 3.0f; o->ema_decay = 0.95f; o->ema_pow = 3.0f;
+    o->augment_translate = 2;
+    o->augment_flip = 2;
+    o->drop_last = 1;
+    *tta = 2;
+}
 
 /* Where a new key goes: --key-out, or MODEL.key (MODEL.NAME.key when several are new). */
 static int key_paths(const char *cmd, cli_locks *L, const char *out, char paths[][4096]) {
@@ -234,7 +283,10 @@ static int run(int argc, char **argv) {
         {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
         {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24},
-        {"write-plaintext", 0, 0, 25}, {"figures", 1, 0, 22}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
+        {"write-plaintext", 0, 0, 25}, {"figures", 1, 0, 22}, {"augment-flip-alternate", 0, 0, 26},
+        {"augment-translate", 1, 0, 27}, {"drop-last", 0, 0, 28}, {"bn-momentum", 1, 0, 29}, {"bn-bias-lr", 1, 0, 30},
+        {"whiten-images", 1, 0, 31}, {"whiten-bias-epochs", 1, 0, 32}, {"triangle", 1, 0, 33}, {"lookahead", 1, 0, 34},
+        {"tta", 1, 0, 35}, {"recipe", 1, 0, 36}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
     cli_locks L;
     struct option *lo = cli_locks_options(&L, base, 500, LOCK_WHEN);
     if (!lo) return cli_fail("train", "out of memory");
@@ -250,6 +302,15 @@ static int run(int argc, char **argv) {
     long v, threads = 0, limit = 0;
     double f;
     int lr_set = 0, json = 0, quiet = 0, c, r, rc = 2;
+    long whiten_images = 5000, tta = 0;
+    /* A recipe first, so that options given with it override it. */
+    for (int i = 1; i < argc; i++) {
+        const char *r = !strcmp(argv[i], "--recipe") && i + 1 < argc ? argv[i + 1] : !strncmp(argv[i], "--recipe=", 9) ? argv[i] + 9 : NULL;
+        if (!r) continue;
+        if (strcmp(r, "airbench")) { cli_fail(cmd, "--recipe must be airbench, got '%s'", r); goto early; }
+        recipe_airbench(&o, &arch, &tta);
+        arch_set = 1;
+    }
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:a:o:e:b:s:t:q", lo, NULL)) != -1) {
@@ -257,7 +318,11 @@ static int run(int argc, char **argv) {
         case 'd': data = optarg; break;
         case 'a': arch = optarg; arch_set = 1; break;
         case 'o': out = optarg; break;
-        case 'e': if (cli_int(cmd, "--epochs", optarg, 1, 100000, &v)) goto early; o.epochs = (int)v; break;
+        case 'e':
+            if (cli_float(cmd, "--epochs", optarg, 0.01, 100000, &f)) goto early;
+            o.epochs = (int)ceil(f);
+            o.epochs_exact = f == (double)o.epochs ? 0.0 : f;
+            break;
         case 'b': if (cli_int(cmd, "--batch", optarg, 1, 65536, &v)) goto early; o.batch = (int)v; break;
         case 1: if (cli_float(cmd, "--lr", optarg, 1e-9, 100, &f)) goto early; o.lr = (float)f; lr_set = 1; break;
         case 2:
@@ -270,9 +335,10 @@ static int run(int argc, char **argv) {
         case 5: if (cli_float(cmd, "--weight-decay", optarg, 0, 1, &f)) goto early; o.weight_decay = (float)f; break;
         case 6: {
             int k = -1;
-            for (int i = 0; i < 3; i++) if (!strcmp(optarg, opt_names[i])) k = i;
-            if (k < 0) { cli_fail(cmd, "--schedule must be constant, step or cosine, got '%s'", optarg); goto early; }
+            for (int i = 0; i < 4; i++) if (!strcmp(optarg, opt_names[i])) k = i;
+            if (k < 0) { cli_fail(cmd, "--schedule must be constant, step, cosine or triangle, got '%s'", optarg); goto early; }
             o.schedule = k;
+            if (k == NNL_SCHED_TRIANGLE && o.sched_peak == 0.0f) { o.sched_start = 0.2f; o.sched_peak = 0.23f; o.sched_end = 0.07f; }
             break;
         }
         case 7: if (cli_int(cmd, "--step-size", optarg, 1, 100000, &v)) goto early; o.step_size = (int)v; break;
@@ -291,6 +357,37 @@ static int run(int argc, char **argv) {
         case 23: if (cli_int(cmd, "--resize", optarg, 4, 1024, &resize)) goto early; break;
         case 24: crop_roi = 1; break;
         case 25: write_plaintext = 1; break;
+        case 26: o.augment_flip = 2; break;
+        case 27: if (cli_int(cmd, "--augment-translate", optarg, 0, 16, &v)) goto early; o.augment_translate = (int)v; break;
+        case 28: o.drop_last = 1; break;
+        case 29: if (cli_float(cmd, "--bn-momentum", optarg, 0, 1, &f)) goto early; o.bn_momentum = (float)f; break;
+        case 30: if (cli_float(cmd, "--bn-bias-lr", optarg, 1e-3, 1e4, &f)) goto early; o.bn_bias_lr = (float)f; break;
+        case 31: if (cli_int(cmd, "--whiten-images", optarg, 1, 100000000, &whiten_images)) goto early; break;
+        case 32: if (cli_float(cmd, "--whiten-bias-epochs", optarg, 0, 100000, &f)) goto early; o.whiten_bias_epochs = (float)f; break;
+        case 33: {
+            double a, p, e;
+            char extra;
+            if (sscanf(optarg, "%lf,%lf,%lf%c", &a, &p, &e, &extra) != 3 || !(a >= 0 && p >= 0 && p <= 1 && e >= 0)) {
+                cli_fail(cmd, "--triangle expects START,PEAK,END (e.g. 0.2,0.23,0.07; PEAK a fraction 0..1), got '%s'", optarg);
+                goto early;
+            }
+            o.sched_start = (float)a; o.sched_peak = (float)p; o.sched_end = (float)e;
+            break;
+        }
+        case 34: {
+            int every;
+            double s0, d, p;
+            char extra;
+            if (sscanf(optarg, "%d,%lf,%lf,%lf%c", &every, &s0, &d, &p, &extra) != 4 || every < 1 || s0 < 0 || !(d > 0 && d < 1) ||
+                p < 0) {
+                cli_fail(cmd, "--lookahead expects EVERY,START,DECAY,POW (e.g. 5,3,0.95,3), got '%s'", optarg);
+                goto early;
+            }
+            o.ema_every = every; o.ema_start = (float)s0; o.ema_decay = (float)d; o.ema_pow = (float)p;
+            break;
+        }
+        case 35: if (cli_int(cmd, "--tta", optarg, 0, 2, &tta)) goto early; break;
+        case 36: break; /* read before the other options */
         default:
             if (cli_weights_option(c, 300, &wo)) break;
             if ((r = cli_locks_option(&L, cmd, c)) == 1) break;
@@ -345,6 +442,15 @@ static int run(int argc, char **argv) {
             cli_lib_fail(cmd, st);
             goto done;
         }
+        /* A whitening layer needs the normalisation first, then the training images' patches. */
+        float mean[NNL_MAX_CHANNELS], stdv[NNL_MAX_CHANNELS];
+        nnl_dataset_stats(&train, mean, stdv);
+        for (int k = 0; k < train.c; k++) if (stdv[k] < 1e-6f) stdv[k] = 1.0f; /* as nnl_train does */
+        if ((st = nnl_model_set_norm(m, mean, stdv)) || (st = nnl_model_whiten(m, &train, whiten_images, 5e-4f))) {
+            cli_lib_fail(cmd, st);
+            goto done;
+        }
+        o.compute_norm = 0;
         if (train.class_names && (st = nnl_model_set_class_names(m, train.class_names, train.nclass))) {
             cli_lib_fail(cmd, st);
             goto done;
@@ -398,6 +504,18 @@ static int run(int argc, char **argv) {
         json_decref(ps.epochs);
         goto done;
     }
+    /* Test-time augmentation: the final test accuracy once more, with the views averaged. */
+    double tta_acc = -1.0;
+    if (tta) {
+        nnl_eval ev;
+        if ((st = nnl_evaluate_tta(m, &test, lk.on ? &lk.authorized : NULL, 500, (int)tta, &ev))) {
+            cli_lib_fail(cmd, st);
+            json_decref(ps.epochs);
+            goto done;
+        }
+        tta_acc = nnl_eval_accuracy(&ev);
+        nnl_eval_free(&ev);
+    }
     char buf[64];
     static const char *const optn[] = {"sgd", "adam"};
     nnl_model_meta_set(m, "train.data", train.source);
@@ -413,6 +531,10 @@ static int run(int argc, char **argv) {
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o.seed); nnl_model_meta_set(m, "train.seed", buf);
     snprintf(buf, sizeof buf, "%d", nnl_get_threads()); nnl_model_meta_set(m, "train.threads", buf);
     snprintf(buf, sizeof buf, "%.4f", ps.clean); nnl_model_meta_set(m, "train.test_accuracy", buf);
+    if (tta) {
+        snprintf(buf, sizeof buf, "%.4f", tta_acc); nnl_model_meta_set(m, "train.test_accuracy_tta", buf);
+        snprintf(buf, sizeof buf, "%ld", tta); nnl_model_meta_set(m, "train.tta", buf);
+    }
     nnl_model_meta_set(m, "nnlock_version", NNL_VERSION);
     char *hist = json_dumps(lk.history, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (hist) nnl_model_meta_set(m, "train.history", hist);
@@ -458,6 +580,7 @@ static int run(int argc, char **argv) {
                               "images_per_s", cli_jnum(res.images_per_s, nu), "epochs", ps.epochs);
         ps.epochs = NULL; /* r owns it now */
         if (r) json_object_set_new(r, "train_images", json_integer((json_int_t)train.n));
+        if (r && tta) json_object_set_new(r, ni ? "authorized_acc_tta" : "test_acc_tta", cli_jnum(tta_acc, nu));
         if (r && L.n) {
             json_t *lks = json_array(), *ks = json_array();
             for (int i = 0; i < L.n; i++) {
@@ -483,6 +606,7 @@ static int run(int argc, char **argv) {
         else
             printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s)\n", 100.0 * ps.clean, o.epochs,
                    res.seconds, res.images_per_s);
+        if (tta) printf("with test-time augmentation (level %ld): %.2f%%\n", tta, 100.0 * tta_acc);
         printf("model written to %s", out);
         for (int i = 0; i < L.n; i++)
             printf("%s%s key %s", i ? ", " : "; ", L.l[i].ops->name, L.l[i].made ? L.l[i].key_out : L.l[i].key.name);

@@ -214,6 +214,11 @@ void nnl_model_free(nnl_model *m);
  * normalisation and metadata), the others (the last layer) are initialised from seed. */
 int nnl_model_replace_head(nnl_model **m, int nclass, uint64_t seed);
 int nnl_model_init(nnl_model *m, uint64_t seed);
+/* The whitening layer (a first convolution with the spec flag 'w', e.g. conv24k2w): its filters
+ * become the eigenvectors of the covariance of the k x k patches of the first nimages images of
+ * ds, normalised with the model's normalisation (set it first), each scaled by 1/sqrt(eigenvalue
+ * + eps), and their negatives (airbench; eps 5e-4 there). Nothing to do for a model without one. */
+int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, float eps);
 /* Input normalisation applied to 8-bit pixels: x = (p/255 - mean[ch]) / std[ch]. */
 int nnl_model_set_norm(nnl_model *m, const float *mean, const float *std);
 /* Computes the per-channel mean and std of a data set (of pixels / 255). */
@@ -256,7 +261,7 @@ int nnl_model_logits(nnl_model *m, const float *x, int64_t n, float *logits);
 /* ---------------------------------------------------------------- training */
 
 enum { NNL_OPT_SGD = 0, NNL_OPT_ADAM = 1 };
-enum { NNL_SCHED_CONSTANT = 0, NNL_SCHED_STEP = 1, NNL_SCHED_COSINE = 2 };
+enum { NNL_SCHED_CONSTANT = 0, NNL_SCHED_STEP = 1, NNL_SCHED_COSINE = 2, NNL_SCHED_TRIANGLE = 3 };
 
 /* Seams where a lock plugs into training and evaluation. */
 typedef struct nnl_hooks {
@@ -306,8 +311,23 @@ typedef struct nnl_train_opts {
     float bn_momentum;   /* running statistics, default 0.1 (PyTorch convention) */
     uint64_t seed;       /* default 1 */
     int augment_crop;    /* pad for random crop, 0 = off (default) */
-    int augment_flip;    /* random horizontal flip, default off */
+    int augment_flip;    /* 1: random horizontal flips; 2: alternating (derandomised, airbench): each
+                            image flipped at random once, then all of them flipped every other
+                            epoch; default 0: off */
+    int augment_translate; /* random translation by up to N pixels with reflect padding (airbench); 0 = off */
     int compute_norm;    /* 1 (default): set the model's normalisation from the train set */
+    /* airbench's recipe (Keller Jordan, arXiv 2404.00498); each off by default: */
+    double epochs_exact; /* > 0: train this many epochs, the last one partial (9.9); epochs = its ceiling */
+    int drop_last;       /* 1: the last, incomplete batch of each epoch is skipped */
+    float bn_bias_lr;    /* learning-rate multiplier of batch-norm biases, their weight decay divided by
+                            it so the decay stays the same (airbench 64); 0 or 1: none */
+    float whiten_bias_epochs; /* the whitening layer's bias trains this many epochs, then stays (0: always) */
+    float sched_start, sched_peak, sched_end; /* NNL_SCHED_TRIANGLE: lr x start at the first step, lr
+                            at the fraction sched_peak of the run, lr x end at its last step */
+    int ema_every;       /* Lookahead (airbench's EMA): every N steps, from epoch ema_start, the weights
+                            become ema += (1 - rho) (w - ema), w = ema, with rho = ema_decay^N x
+                            (step / steps)^ema_pow; and w = ema at the end of each epoch. 0: off */
+    float ema_start, ema_decay, ema_pow;
     const nnl_hooks *hooks;       /* training-time hook (labels, inputs), may be NULL */
     const nnl_hooks *eval_hooks;  /* hook for the per-epoch test pass, may be NULL */
     void (*progress)(const nnl_progress *p, void *user);
@@ -341,6 +361,10 @@ typedef struct nnl_eval {
 /* Evaluates on a data set, each image passed through hooks->sample first if hooks != NULL. */
 int nnl_evaluate(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, int batch,
                  nnl_eval *ev);
+/* The same with test-time augmentation (airbench's levels): 0 none; 1 the mean of the logits
+ * of the image and its mirror image; 2 half that, plus a quarter each of the same for the
+ * image moved one pixel down-right and one up-left (reflect padding). */
+int nnl_evaluate_tta(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, int batch, int tta, nnl_eval *ev);
 void nnl_eval_free(nnl_eval *ev);
 /* nnl_model_predict with each image first passed through hooks as nnl_evaluate passes a data
  * set's images (image r of the call counts as image first + r, for hooks that depend on it),

@@ -279,6 +279,13 @@ static void check_layers(void) {
     L = layer(NNL_L_BATCHNORM, 3, 4, 5);     gradcheck("batchnorm conv (3,4,5) eval", &L, 2, X_RANDOM, 0);
     L = layer(NNL_L_BATCHNORM, 6, 1, 1);     gradcheck("batchnorm dense (6,1,1) eval", &L, 3, X_RANDOM, 0);
     L = layer(NNL_L_RELU, 3, 4, 4);          gradcheck("relu", &L, 2, X_AWAY_FROM_ZERO, 1);
+    L = layer(NNL_L_GELU, 3, 4, 4);          gradcheck("gelu", &L, 2, X_RANDOM, 1);
+    L = layer(NNL_L_SCALE, 3, 4, 4); L.p = 0.37f;
+    gradcheck("scale 0.37", &L, 2, X_RANDOM, 1);
+    L = conv(3, 7, 6, 4, 3, 1, 1); L.nobias = 1;
+    gradcheck("conv2d k3 s1 p1 without bias", &L, 2, X_RANDOM, 1);
+    L = layer(NNL_L_DENSE, 4, 2, 2); L.units = 5; L.nobias = 1;
+    gradcheck("dense without bias", &L, 3, X_RANDOM, 1);
     L = layer(NNL_L_DROPOUT, 3, 4, 4); L.p = 0.3f;
     gradcheck("dropout p=0.3", &L, 2, X_RANDOM, 1);
     L = layer(NNL_L_FLATTEN, 2, 3, 4);       gradcheck("flatten", &L, 2, X_RANDOM, 1);

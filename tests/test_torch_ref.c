@@ -228,32 +228,37 @@ typedef struct lcase {
     const char *name;
     int kind, units, k, stride, pad, training;
     float p;
+    int nobias;
 } lcase;
 
 static const lcase LCASES[] = {
-    {"dense_3d", NNL_L_DENSE, 7, 0, 0, 0, 1, 0},
-    {"dense_flat", NNL_L_DENSE, 9, 0, 0, 0, 1, 0},
-    {"conv_k3s1p1", NNL_L_CONV2D, 4, 3, 1, 1, 1, 0},
-    {"conv_k3s2p1", NNL_L_CONV2D, 5, 3, 2, 1, 1, 0},
-    {"conv_k3s1p0", NNL_L_CONV2D, 3, 3, 1, 0, 1, 0},
-    {"conv_k1", NNL_L_CONV2D, 4, 1, 1, 0, 1, 0},
-    {"conv_k1_single", NNL_L_CONV2D, 3, 1, 1, 0, 1, 0},
-    {"conv_k5p2", NNL_L_CONV2D, 6, 5, 1, 2, 1, 0},
-    {"maxpool2", NNL_L_MAXPOOL, 0, 2, 2, 0, 1, 0},
-    {"maxpool2_odd", NNL_L_MAXPOOL, 0, 2, 2, 0, 1, 0},
-    {"maxpool3s2", NNL_L_MAXPOOL, 0, 3, 2, 0, 1, 0},
-    {"avgpool2", NNL_L_AVGPOOL, 0, 2, 2, 0, 1, 0},
-    {"avgpool3s2", NNL_L_AVGPOOL, 0, 3, 2, 0, 1, 0},
-    {"gap", NNL_L_GAP, 0, 0, 0, 0, 1, 0},
-    {"bn_conv_train", NNL_L_BATCHNORM, 0, 0, 0, 0, 1, 0},
-    {"bn_conv_train_offset", NNL_L_BATCHNORM, 0, 0, 0, 0, 1, 0},
-    {"bn_dense_train", NNL_L_BATCHNORM, 0, 0, 0, 0, 1, 0},
-    {"bn_conv_eval", NNL_L_BATCHNORM, 0, 0, 0, 0, 0, 0},
-    {"bn_dense_eval", NNL_L_BATCHNORM, 0, 0, 0, 0, 0, 0},
-    {"relu", NNL_L_RELU, 0, 0, 0, 0, 1, 0},
-    {"flatten", NNL_L_FLATTEN, 0, 0, 0, 0, 1, 0},
-    {"dropout_eval", NNL_L_DROPOUT, 0, 0, 0, 0, 0, 0.5f},
-    {"add", NNL_L_ADD, 0, 0, 0, 0, 1, 0},
+    {"dense_3d", NNL_L_DENSE, 7, 0, 0, 0, 1, 0, 0},
+    {"dense_flat", NNL_L_DENSE, 9, 0, 0, 0, 1, 0, 0},
+    {"conv_k3s1p1", NNL_L_CONV2D, 4, 3, 1, 1, 1, 0, 0},
+    {"conv_k3s2p1", NNL_L_CONV2D, 5, 3, 2, 1, 1, 0, 0},
+    {"conv_k3s1p0", NNL_L_CONV2D, 3, 3, 1, 0, 1, 0, 0},
+    {"conv_k1", NNL_L_CONV2D, 4, 1, 1, 0, 1, 0, 0},
+    {"conv_k1_single", NNL_L_CONV2D, 3, 1, 1, 0, 1, 0, 0},
+    {"conv_k5p2", NNL_L_CONV2D, 6, 5, 1, 2, 1, 0, 0},
+    {"maxpool2", NNL_L_MAXPOOL, 0, 2, 2, 0, 1, 0, 0},
+    {"maxpool2_odd", NNL_L_MAXPOOL, 0, 2, 2, 0, 1, 0, 0},
+    {"maxpool3s2", NNL_L_MAXPOOL, 0, 3, 2, 0, 1, 0, 0},
+    {"avgpool2", NNL_L_AVGPOOL, 0, 2, 2, 0, 1, 0, 0},
+    {"avgpool3s2", NNL_L_AVGPOOL, 0, 3, 2, 0, 1, 0, 0},
+    {"gap", NNL_L_GAP, 0, 0, 0, 0, 1, 0, 0},
+    {"bn_conv_train", NNL_L_BATCHNORM, 0, 0, 0, 0, 1, 0, 0},
+    {"bn_conv_train_offset", NNL_L_BATCHNORM, 0, 0, 0, 0, 1, 0, 0},
+    {"bn_dense_train", NNL_L_BATCHNORM, 0, 0, 0, 0, 1, 0, 0},
+    {"bn_conv_eval", NNL_L_BATCHNORM, 0, 0, 0, 0, 0, 0, 0},
+    {"bn_dense_eval", NNL_L_BATCHNORM, 0, 0, 0, 0, 0, 0, 0},
+    {"relu", NNL_L_RELU, 0, 0, 0, 0, 1, 0, 0},
+    {"gelu", NNL_L_GELU, 0, 0, 0, 0, 1, 0, 0},
+    {"scale", NNL_L_SCALE, 0, 0, 0, 0, 1, 0.37f, 0},
+    {"conv_k3s1p1_nobias", NNL_L_CONV2D, 4, 3, 1, 1, 1, 0, 1},
+    {"dense_nobias", NNL_L_DENSE, 9, 0, 0, 0, 1, 0, 1},
+    {"flatten", NNL_L_FLATTEN, 0, 0, 0, 0, 1, 0, 0},
+    {"dropout_eval", NNL_L_DROPOUT, 0, 0, 0, 0, 0, 0.5f, 0},
+    {"add", NNL_L_ADD, 0, 0, 0, 0, 1, 0, 0},
 };
 
 static void layer_case(const lcase *c) {
@@ -267,6 +272,7 @@ static void layer_case(const lcase *c) {
     nnl_layer L;
     memset(&L, 0, sizeof L);
     L.kind = c->kind; L.units = c->units; L.k = c->k; L.stride = c->stride; L.pad = c->pad; L.p = c->p;
+    L.nobias = c->nobias;
     L.in = x->ndim == 4 ? (nnl_shape){x->dims[1], x->dims[2], x->dims[3]} : (nnl_shape){x->dims[1], 1, 1};
     L.index = 3;
     const nnl_layer_ops *ops = nnl_layer_ops_of(c->kind);

@@ -1,11 +1,16 @@
 /* Architecture specs: presets and the comma-separated layer language.
  *
- *   dense<N> | dense            fully connected (N units; bare = number of classes)
- *   conv<OC>k<K>[s<S>][p<P>]    2-D convolution (stride 1, no padding by default)
+ *   dense<N> | dense [b0]       fully connected (N units; bare = number of classes; b0: no bias)
+ *   conv<OC>k<K>[s<S>][p<P>][b0][i][w]
+ *                               2-D convolution (stride 1, no padding by default); b0: no bias,
+ *                               i: identity initialisation, t: PyTorch's default initialisation
+ *                               (bound 1/sqrt(fan_in), not He's), w: a whitening layer (its
+ *                               weights come from the data's patch covariance and are not trained)
  *   maxpool<K>[s<S>]            max pooling (stride = K by default); avgpool likewise
  *   gap                         global average pooling
- *   bn                          batch normalisation
- *   relu | flatten              activation, reshape
+ *   bn | bnb                    batch normalisation; bnb: its scale fixed at 1 (only the bias learns)
+ *   relu | gelu | flatten       activations (GELU as PyTorch's default, with erf), reshape
+ *   scale<F>                    multiplies by the constant F (e.g. scale0.111111)
  *   dropout<P>                  dropout with probability P (e.g. dropout0.5)
  *   @name                       names the current activation
  *   add@name                    adds the named activation (residual connection)
@@ -39,6 +44,20 @@ const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *bu
                  "conv256k3p1,bn,relu,maxpool2,"
                  "conv512k3p1,bn,relu,maxpool2,@r3,conv512k3p1,bn,relu,conv512k3p1,bn,relu,add@r3,"
                  "%s,flatten,dense", in.h == 32 && in.w == 32 ? "maxpool4" : "gap");
+        return buf;
+    }
+    if (strcmp(arch, "airbench") == 0) {
+        /* airbench94 (Keller Jordan): a 2x2 whitening convolution (24 filters from the data, not
+         * trained) and GELU, three groups of conv-pool-bn-gelu-conv-bn-gelu (64, 256, 256 channels;
+         * convolutions without bias, identity-initialised; batch-norms with their scale fixed),
+         * global max pooling, a linear layer without bias, scaled by 1/9. */
+        snprintf(buf, size,
+                 "conv%dk2w,gelu,"
+                 "conv64k3p1b0it,maxpool2,bnb,gelu,conv64k3p1b0it,bnb,gelu,"
+                 "conv256k3p1b0it,maxpool2,bnb,gelu,conv256k3p1b0it,bnb,gelu,"
+                 "conv256k3p1b0it,maxpool2,bnb,gelu,conv256k3p1b0it,bnb,gelu,"
+                 "%s,flatten,denseb0t,scale0.111111111",
+                 2 * in.c * 4, in.h == 32 && in.w == 32 ? "maxpool3" : "gap");
         return buf;
     }
     if (strcmp(arch, "vgg") == 0) {
@@ -79,10 +98,17 @@ static int parse_token(const char *tok, int nclass, nnl_layer *L, const char **t
     if (strncmp(s, "dense", 5) == 0) {
         s += 5;
         L->kind = NNL_L_DENSE;
-        if (!*s) { L->units = nclass; return NNL_OK; }
-        long u = parse_int(&s);
-        if (u < 1 || *s) return bad(tok, "expected dense<units>, e.g. dense256");
-        L->units = (int)u;
+        L->units = nclass;
+        if (isdigit((unsigned char)*s)) {
+            long u = parse_int(&s);
+            if (u < 1) return bad(tok, "expected dense<units>, e.g. dense256");
+            L->units = (int)u;
+        }
+        for (; *s; s++) {
+            if (s[0] == 'b' && s[1] == '0') { L->nobias = 1; s++; }
+            else if (*s == 't') L->torch_init = 1;
+            else return bad(tok, "expected dense<units>[b0][t], e.g. dense256, denseb0 (no bias), densebt (PyTorch's init)");
+        }
         return NNL_OK;
     }
     if (strncmp(s, "conv", 4) == 0) {
@@ -96,11 +122,16 @@ static int parse_token(const char *tok, int nclass, nnl_layer *L, const char **t
         L->units = (int)oc; L->k = (int)k; L->stride = 1; L->pad = 0;
         while (*s) {
             char c = *s++;
+            if (c == 'i') { L->ident = 1; continue; }
+            if (c == 't') { L->torch_init = 1; continue; }
+            if (c == 'w') { L->whiten = L->fixed_w = 1; continue; }
             long v = parse_int(&s);
-            if (v < 0) return bad(tok, "expected a number after 's' or 'p'");
+            if (v < 0) return bad(tok, "expected a number after 's', 'p' or 'b'");
             if (c == 's') L->stride = (int)v;
             else if (c == 'p') L->pad = (int)v;
-            else return bad(tok, "unknown conv option (use s<stride>, p<pad>)");
+            else if (c == 'b' && v <= 1) L->nobias = v == 0;
+            else return bad(tok, "unknown conv option (use s<stride>, p<pad>, b0 (no bias), i (identity init), t (PyTorch's "
+                                 "init), w (whitening))");
         }
         return NNL_OK;
     }
@@ -129,7 +160,17 @@ static int parse_token(const char *tok, int nclass, nnl_layer *L, const char **t
     }
     if (strcmp(s, "gap") == 0) { L->kind = NNL_L_GAP; return NNL_OK; }
     if (strcmp(s, "bn") == 0) { L->kind = NNL_L_BATCHNORM; return NNL_OK; }
+    if (strcmp(s, "bnb") == 0) { L->kind = NNL_L_BATCHNORM; L->fixed_w = 1; return NNL_OK; }
     if (strcmp(s, "relu") == 0) { L->kind = NNL_L_RELU; return NNL_OK; }
+    if (strcmp(s, "gelu") == 0) { L->kind = NNL_L_GELU; return NNL_OK; }
+    if (strncmp(s, "scale", 5) == 0) {
+        s += 5;
+        char *end;
+        double f = strtod(s, &end);
+        if (end == s || *end || !(f > 0.0 && f < 1e6)) return bad(tok, "expected scale<factor> with a positive factor, e.g. scale0.111111");
+        L->kind = NNL_L_SCALE; L->p = (float)f;
+        return NNL_OK;
+    }
     if (strcmp(s, "flatten") == 0) { L->kind = NNL_L_FLATTEN; return NNL_OK; }
     if (strncmp(s, "add@", 4) == 0 && s[4]) { L->kind = NNL_L_ADD; *tapname = s + 4; return NNL_OK; }
     if (s[0] == '@' && s[1]) { L->kind = 0; *tapname = s + 1; return NNL_OK; }

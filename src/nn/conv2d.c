@@ -93,17 +93,29 @@ static int conv_setup(nnl_layer *L) {
                         L->in.c, k, L->in.h, L->in.w);
     L->out = (nnl_shape){L->units, (int)oh, (int)ow};
     L->w_n = (size_t)L->units * L->in.c * k * k;
-    L->b_n = (size_t)L->units;
+    L->b_n = L->nobias ? 0 : (size_t)L->units;
     L->s_n = 0;
+    if (L->ident && (L->k % 2 == 0 || L->pad != L->k / 2 || L->stride != 1))
+        return nnl_fail(NNL_ERR_ARG, "conv2d: identity initialisation needs an odd kernel, stride 1 and 'same' padding");
     return NNL_OK;
 }
 
-/* He-uniform (fan_in = C*K*K) suits the ReLU networks nnlock builds. */
+/* He-uniform (fan_in = C*K*K) suits the ReLU networks nnlock builds. With `ident`, the first
+ * min(C, OC) output channels then pass their input channel through instead (a centre tap of
+ * 1), an implicit residual connection (airbench; torch.nn.init.dirac_ on w[:C]). */
 static void conv_init(const nnl_layer *L, float *params, float *state, nnl_rng *rng) {
     (void)state;
-    float b = sqrtf(6.0f / (float)((size_t)L->in.c * L->k * L->k));
+    float b = sqrtf((L->torch_init ? 1.0f : 6.0f) / (float)((size_t)L->in.c * L->k * L->k));
     float *w = params + L->w_off;
     for (size_t i = 0; i < L->w_n; i++) w[i] = (2.0f * nnl_rng_uniform(rng) - 1.0f) * b;
+    if (L->ident) {
+        int c = L->in.c, k = L->k, m = c < L->units ? c : L->units;
+        for (int o = 0; o < m; o++) {
+            float *wo = w + (size_t)o * c * k * k;
+            memset(wo, 0, (size_t)c * k * k * sizeof(float));
+            wo[((size_t)o * k + k / 2) * k + k / 2] = 1.0f;
+        }
+    }
     memset(params + L->b_off, 0, L->b_n * sizeof(float));
 }
 
@@ -143,7 +155,7 @@ static void conv_forward(nnl_layer *L, const nnl_pass *P, const float *x, float 
                 const float *ci = x + (size_t)i * xs;
                 if (!g.direct) { nnl_im2col(&g, ci, col, ld); ci = col; }
                 for (int o = 0; o < g.oc; o++) {
-                    float *r = yi + (size_t)o * g.ohw, v = bias[o];
+                    float *r = yi + (size_t)o * g.ohw, v = L->b_n ? bias[o] : 0.0f;
                     for (size_t j = 0; j < g.ohw; j++) r[j] = v;
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.oc, (int)g.ohw, (int)g.ckk, 1.0f,
@@ -158,7 +170,7 @@ static void conv_forward(nnl_layer *L, const nnl_pass *P, const float *x, float 
                 float *yi = y + (size_t)(i + j) * ys;
                 for (int o = 0; o < g.oc; o++) {
                     const float *src = tmp + (size_t)o * ld + (size_t)j * g.ohw;
-                    float *dst = yi + (size_t)o * g.ohw, v = bias[o];
+                    float *dst = yi + (size_t)o * g.ohw, v = L->b_n ? bias[o] : 0.0f;
                     for (size_t q = 0; q < g.ohw; q++) dst[q] = src[q] + v;
                 }
             }
@@ -207,7 +219,7 @@ static void conv_backward(nnl_layer *L, const nnl_pass *P, const float *x, const
                         #pragma omp simd reduction(+ : s)
                         for (size_t q = 0; q < g.ohw; q++) { dst[q] = src[q]; s += src[q]; }
                     }
-                    db[o] += s;
+                    if (L->b_n) db[o] += s;
                 }
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.oc, (int)g.ckk, (int)ld, 1.0f,
@@ -231,7 +243,7 @@ static void conv_backward(nnl_layer *L, const nnl_pass *P, const float *x, const
                 const float *su = P->work + (size_t)u * sl.stride + sl.dw;
                 for (size_t e = e0; e < e1; e++) gw[e] += su[e];
             }
-            if (t == 0)
+            if (t == 0 && L->b_n)
                 for (int u = 1; u < nt; u++) {
                     const float *su = P->work + (size_t)u * sl.stride + sl.db;
                     for (int o = 0; o < g.oc; o++) gb[o] += su[o];

@@ -12,7 +12,7 @@ static int dense_setup(nnl_layer *L) {
     size_t in = nnl_shape_size(L->in);
     L->out = (nnl_shape){L->units, 1, 1};
     L->w_n = (size_t)L->units * in;
-    L->b_n = (size_t)L->units;
+    L->b_n = L->nobias ? 0 : (size_t)L->units;
     L->s_n = 0;
     return NNL_OK;
 }
@@ -20,7 +20,7 @@ static int dense_setup(nnl_layer *L) {
 /* He-uniform suits the ReLU networks nnlock builds; the bias starts at zero. */
 static void dense_init(const nnl_layer *L, float *params, float *state, nnl_rng *rng) {
     (void)state;
-    float b = sqrtf(6.0f / (float)nnl_shape_size(L->in));
+    float b = sqrtf((L->torch_init ? 1.0f : 6.0f) / (float)nnl_shape_size(L->in));
     float *w = params + L->w_off;
     for (size_t i = 0; i < L->w_n; i++) w[i] = (2.0f * nnl_rng_uniform(rng) - 1.0f) * b;
     memset(params + L->b_off, 0, L->b_n * sizeof(float));
@@ -33,6 +33,7 @@ static void dense_forward(nnl_layer *L, const nnl_pass *P, const float *x, float
     int in = (int)nnl_shape_size(L->in), out = L->units, n = P->n;
     const float *w = P->params + L->w_off, *b = P->params + L->b_off;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    if (!L->b_n) return;
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n * out > 65536)
     for (int i = 0; i < n; i++) {
         float *yi = y + (size_t)i * out;
@@ -51,7 +52,7 @@ static void dense_backward(nnl_layer *L, const nnl_pass *P, const float *x, cons
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, beta, dw, in);
     /* Column sums in a fixed order per column, so the result is thread-count independent. */
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n * out > 65536)
-    for (int j = 0; j < out; j++) {
+    for (int j = 0; j < (L->b_n ? out : 0); j++) {
         float s = 0.0f;
         for (int i = 0; i < n; i++) s += dy[(size_t)i * out + j];
         db[j] = P->grad_assign ? s : db[j] + s;

@@ -26,7 +26,7 @@ int nnl_dense_chain_ok(const nnl_model *m) {
         return 0;
     for (int i = 0; i < m->nlayers; i++) {
         int k = m->layers[i].kind;
-        if (k == NNL_L_DENSE) continue;
+        if (k == NNL_L_DENSE && !m->layers[i].nobias) continue;
         if (k == NNL_L_RELU && m->layers[i - 1].kind == NNL_L_DENSE) continue;
         return 0;
     }

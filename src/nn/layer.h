@@ -32,6 +32,8 @@ enum {
     NNL_L_DROPOUT = 8,
     NNL_L_FLATTEN = 9,
     NNL_L_ADD = 10,
+    NNL_L_GELU = 11,
+    NNL_L_SCALE = 12,
     NNL_L_KIND_END
 };
 
@@ -44,8 +46,14 @@ typedef struct nnl_layer {
     /* hyper-parameters */
     int units;               /* dense: outputs; conv: output channels */
     int k, stride, pad;      /* conv, pools */
-    float p;                 /* dropout probability */
+    float p;                 /* dropout probability; scale: the factor */
     int src;                 /* add: activation index added to the input (0 = model input) */
+    /* flags from the spec (arch.c): no bias (conv, dense: "b0"); identity initialisation
+     * (conv "i": the first min(in, out) output channels pass their input channel through,
+     * airbench's dirac init); weights never trained (fixed_w: "bnb", a batch-norm whose scale
+     * stays 1; conv "w", the whitening layer, whose weights nnl_model_whiten computes). */
+    int nobias, ident, fixed_w, whiten;
+    int torch_init;          /* conv, dense "t": PyTorch's default uniform bound 1/sqrt(fan_in), not He's */
     /* offsets (in floats) of this layer's tensors in params/grads and state */
     size_t w_off, w_n;       /* dense (out,in); conv (oc,ic,k,k); bn gamma */
     size_t b_off, b_n;       /* bias; bn beta */
@@ -102,6 +110,7 @@ typedef struct nnl_layer_ops {
 const nnl_layer_ops *nnl_layer_ops_of(int kind);
 
 extern const nnl_layer_ops nnl_dense_ops, nnl_conv2d_ops, nnl_maxpool_ops, nnl_avgpool_ops,
-    nnl_gap_ops, nnl_batchnorm_ops, nnl_relu_ops, nnl_dropout_ops, nnl_flatten_ops, nnl_add_ops;
+    nnl_gap_ops, nnl_batchnorm_ops, nnl_relu_ops, nnl_dropout_ops, nnl_flatten_ops, nnl_add_ops, nnl_gelu_ops,
+    nnl_scale_ops;
 
 #endif

@@ -23,15 +23,33 @@ void nnl_batcher_free(nnl_batcher *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* Random crop with zero padding and horizontal flip, fused into the copy. */
+/* x reflected into 0..n-1 (n > pad), as PyTorch's 'reflect' padding: -1 -> 1, n -> n - 2. */
+static inline int reflect(int x, int n) {
+    if (x < 0) return -x;
+    if (x >= n) return 2 * n - 2 - x;
+    return x;
+}
+
+/* Random crop with zero padding, or translation with reflect padding, and horizontal flip,
+ * fused into the copy. */
 static void copy_augmented(uint8_t *dst, const uint8_t *src, int c, int h, int w, int pad,
-                           int flip, nnl_rng *r) {
+                           int flip, int mirror, nnl_rng *r) {
     int dx = 0, dy = 0, fl = 0;
     if (pad > 0) {
         dy = (int)nnl_rng_below(r, (uint64_t)(2 * pad + 1)) - pad;
         dx = (int)nnl_rng_below(r, (uint64_t)(2 * pad + 1)) - pad;
     }
-    if (flip) fl = (int)(nnl_rng_next(r) >> 63);
+    if (flip > 0) fl = (int)(nnl_rng_next(r) >> 63);
+    else if (flip < 0) fl = 1; /* the alternating flip: decided by the caller */
+    if (mirror) {
+        for (int k = 0; k < c; k++)
+            for (int y = 0; y < h; y++) {
+                uint8_t *o = dst + ((size_t)k * h + y) * w;
+                const uint8_t *s = src + ((size_t)k * h + reflect(y + dy, h)) * w;
+                for (int x = 0; x < w; x++) o[x] = s[reflect((fl ? w - 1 - x : x) + dx, w)];
+            }
+        return;
+    }
     for (int k = 0; k < c; k++)
         for (int y = 0; y < h; y++) {
             uint8_t *o = dst + ((size_t)k * h + y) * w;
@@ -45,17 +63,23 @@ static void copy_augmented(uint8_t *dst, const uint8_t *src, int c, int h, int w
         }
 }
 
-void nnl_batcher_fill(nnl_batcher *b, const nnl_dataset *ds, const int64_t *idx, int n,
-                      int crop_pad, int flip, const nnl_hooks *hooks, uint64_t seed) {
+void nnl_batcher_fill(nnl_batcher *b, const nnl_dataset *ds, const int64_t *idx, int n, const nnl_augment *aug,
+                      const nnl_hooks *hooks, uint64_t seed) {
+    static const nnl_augment none = {0};
+    if (!aug) aug = &none;
+    int pad = aug->translate > 0 ? aug->translate : aug->crop, mirror = aug->translate > 0;
     int any_soft = 0;
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) reduction(|:any_soft) if (n >= 32)
     for (int i = 0; i < n; i++) {
         int64_t j = idx[i];
         uint8_t *dst = b->px + (size_t)i * b->in;
         const uint8_t *src = ds->pixels + (size_t)j * b->in;
-        if (crop_pad > 0 || flip) {
+        /* The alternating flip: each image's own coin, fixed for the run, every other epoch inverted. */
+        int flip = aug->flip == 2 ? ((int)(nnl_hash_uniform(aug->run_seed, 0xf11bULL, (uint64_t)j) < 0.5f) ^ (aug->epoch & 1))
+                                  : aug->flip;
+        if (pad > 0 || flip) {
             nnl_rng r = nnl_rng_derive(seed, (uint64_t)j);
-            copy_augmented(dst, src, ds->c, ds->h, ds->w, crop_pad, flip, &r);
+            copy_augmented(dst, src, ds->c, ds->h, ds->w, pad, aug->flip == 2 ? -flip : flip, mirror, &r);
         } else {
             memcpy(dst, src, b->in);
         }

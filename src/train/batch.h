@@ -15,10 +15,19 @@ typedef struct nnl_batcher {
 
 int nnl_batcher_init(nnl_batcher *b, int cap, const nnl_dataset *ds);
 void nnl_batcher_free(nnl_batcher *b);
-/* Fills the batch with images idx[0..n-1]; crop/flip only when pad/flip are set.
- * seed makes augmentation and the hook reproducible per (epoch, image). */
-void nnl_batcher_fill(nnl_batcher *b, const nnl_dataset *ds, const int64_t *idx, int n,
-                      int crop_pad, int flip, const nnl_hooks *hooks, uint64_t seed);
+/* Training augmentation of a batch. */
+typedef struct nnl_augment {
+    int crop;                /* random crop with this zero padding */
+    int translate;           /* random translation by up to this, reflect padding */
+    int flip;                /* 1 random, 2 alternating (see nnl_train_opts) */
+    int epoch;               /* for the alternating flip */
+    uint64_t run_seed;       /* for the alternating flip's per-image choice, fixed for the run */
+} nnl_augment;
+
+/* Fills the batch with images idx[0..n-1], augmented as aug says (NULL: not at all). seed
+ * makes augmentation and the hook reproducible per (epoch, image). */
+void nnl_batcher_fill(nnl_batcher *b, const nnl_dataset *ds, const int64_t *idx, int n, const nnl_augment *aug,
+                      const nnl_hooks *hooks, uint64_t seed);
 
 /* NNL_OK if ds is non-empty and fits the model (image shape, classes); `what` names the
  * set in the message ("training", "test", "evaluation"). */

@@ -3,6 +3,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int nnl_optim_init(nnl_optim *o, size_t n, const nnl_train_opts *opts) {
@@ -25,15 +26,43 @@ int nnl_optim_init(nnl_optim *o, size_t n, const nnl_train_opts *opts) {
 
 void nnl_optim_free(nnl_optim *o) {
     nnl_free(o->m); nnl_free(o->v);
+    free(o->seg);
     o->m = o->v = NULL;
+    o->seg = NULL;
+    o->nseg = 0;
+}
+
+int nnl_optim_segments(nnl_optim *o, const nnl_model *m, const nnl_train_opts *opts, double epoch) {
+    free(o->seg);
+    o->seg = NULL;
+    o->nseg = 0;
+    float bnb = opts->bn_bias_lr > 0.0f ? opts->bn_bias_lr : 1.0f;
+    int special = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const nnl_layer *L = &m->layers[i];
+        special |= L->fixed_w || (L->kind == NNL_L_BATCHNORM && bnb != 1.0f) ||
+                   (L->whiten && opts->whiten_bias_epochs > 0.0f && epoch >= opts->whiten_bias_epochs);
+    }
+    if (!special) return 0;
+    o->seg = malloc((size_t)m->nlayers * 2 * sizeof *o->seg);
+    if (!o->seg) return 0; /* out of memory: plain rates rather than no training */
+    for (int i = 0; i < m->nlayers; i++) {
+        const nnl_layer *L = &m->layers[i];
+        float wl = L->fixed_w ? 0.0f : 1.0f, bl = 1.0f, bw = 1.0f;
+        if (L->kind == NNL_L_BATCHNORM && bnb != 1.0f) { bl = bnb; bw = 1.0f / bnb; }
+        if (L->whiten && opts->whiten_bias_epochs > 0.0f && epoch >= opts->whiten_bias_epochs) bl = 0.0f;
+        if (L->w_n) o->seg[o->nseg++] = (nnl_optim_seg){L->w_off, L->w_off + L->w_n, wl, wl};
+        if (L->b_n) o->seg[o->nseg++] = (nnl_optim_seg){L->b_off, L->b_off + L->b_n, bl, bw};
+    }
+    return 1;
 }
 
 void nnl_optim_begin_step(nnl_optim *o) { o->t++; }
 
 /* Element-wise, so any split of [begin, end) gives the same bits. */
-void nnl_optim_update_range(const nnl_optim *o, float *params, const float *grads, float lr,
-                            size_t begin, size_t end) {
-    float wd = o->weight_decay, mu = o->momentum;
+static void update(const nnl_optim *o, float *params, const float *grads, float lr, float wd, size_t begin,
+                   size_t end) {
+    float mu = o->momentum;
     if (o->kind == NNL_OPT_SGD) {
         /* torch: d = g + wd*p; buf = mu*buf + d (buf = d on the first step); p -= lr*(nesterov ? d + mu*buf : buf) */
         int first = o->t == 1;
@@ -79,15 +108,28 @@ nnl_sgd_fused nnl_optim_fused_begin(nnl_optim *o, const float *params, float lr)
     return (nnl_sgd_fused){o->m, lr, o->momentum, o->weight_decay, o->t == 1};
 }
 
-void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
-    nnl_optim_begin_step(o);
-    size_t n = o->n, chunk = 16384;
+void nnl_optim_update_range(const nnl_optim *o, float *params, const float *grads, float lr, size_t begin,
+                            size_t end) {
+    update(o, params, grads, lr, o->weight_decay, begin, end);
+}
+
+static void step_range(nnl_optim *o, float *params, const float *grads, float lr, float wd, size_t a0, size_t a1) {
+    size_t n = a1 - a0, chunk = 16384;
     int64_t chunks = (int64_t)((n + chunk - 1) / chunk);
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
     for (int64_t c = 0; c < chunks; c++) {
-        size_t a = (size_t)c * chunk, b = a + chunk < n ? a + chunk : n;
-        nnl_optim_update_range(o, params, grads, lr, a, b);
+        size_t a = a0 + (size_t)c * chunk, b = a + chunk < a1 ? a + chunk : a1;
+        update(o, params, grads, lr, wd, a, b);
     }
+}
+
+void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr) {
+    nnl_optim_begin_step(o);
+    if (!o->nseg) { step_range(o, params, grads, lr, o->weight_decay, 0, o->n); return; }
+    /* A frozen range is left alone: no update, no decay, its momentum untouched. */
+    for (int s = 0; s < o->nseg; s++)
+        if (o->seg[s].lr > 0.0f)
+            step_range(o, params, grads, lr * o->seg[s].lr, o->weight_decay * o->seg[s].wd, o->seg[s].begin, o->seg[s].end);
 }
 
 double nnl_schedule_lr(const nnl_train_opts *o, double epoch) {
@@ -98,6 +140,12 @@ double nnl_schedule_lr(const nnl_train_opts *o, double epoch) {
         int k = o->step_size > 0 ? (int)(epoch / o->step_size) : 0;
         for (int i = 0; i < k; i++) lr *= o->gamma;
         return lr;
+    }
+    case NNL_SCHED_TRIANGLE: {
+        /* epoch here is the fraction of the run done (nnl_train passes step / steps). */
+        double t = epoch, pk = o->sched_peak;
+        if (t <= pk) return lr * (o->sched_start + (1.0 - o->sched_start) * (pk > 0 ? t / pk : 1.0));
+        return lr * (1.0 + (o->sched_end - 1.0) * (pk < 1 ? (t - pk) / (1.0 - pk) : 1.0));
     }
     case NNL_SCHED_COSINE: {
         double w = o->warmup > 0.0f ? o->warmup : 0.0;

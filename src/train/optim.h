@@ -5,6 +5,12 @@
 #include "../core/core.h"
 #include "../nn/model.h"
 
+/* A range of parameters with its own learning-rate and weight-decay multipliers (0: frozen). */
+typedef struct nnl_optim_seg {
+    size_t begin, end;
+    float lr, wd;
+} nnl_optim_seg;
+
 typedef struct nnl_optim {
     int kind;                /* NNL_OPT_SGD or NNL_OPT_ADAM */
     float momentum, weight_decay, beta1, beta2, eps;
@@ -12,10 +18,16 @@ typedef struct nnl_optim {
     size_t n;
     float *m, *v;            /* SGD: momentum buffer in m; Adam: first and second moments */
     int64_t t;               /* steps taken */
+    int nseg;                /* 0: every parameter at the plain rate */
+    nnl_optim_seg *seg;
 } nnl_optim;
 
 int nnl_optim_init(nnl_optim *o, size_t n, const nnl_train_opts *opts);
 void nnl_optim_free(nnl_optim *o);
+/* The multipliers of the model's parameters at a (fractional) epoch: weights a layer never
+ * trains (fixed_w), batch-norm biases (opts->bn_bias_lr), the whitening layer's bias after
+ * opts->whiten_bias_epochs. Returns 1 if some parameter is not at the plain rate. */
+int nnl_optim_segments(nnl_optim *o, const nnl_model *m, const nnl_train_opts *opts, double epoch);
 /* One step: params -= update(grads) at learning rate lr. */
 void nnl_optim_step(nnl_optim *o, float *params, const float *grads, float lr);
 /* The same step in pieces, for callers that update parameters as their gradients become

@@ -33,7 +33,15 @@ static int check_opts(const nnl_train_opts *o) {
     if (o->nesterov && o->momentum == 0.0f) return nnl_fail(NNL_ERR_ARG, "Nesterov momentum needs a momentum > 0");
     if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f)) return nnl_fail(NNL_ERR_ARG, "label smoothing %g must be in [0, 1)", (double)o->label_smoothing);
     if (!(o->warmup >= 0.0f && o->warmup <= o->epochs)) return nnl_fail(NNL_ERR_ARG, "warm-up %g must be between 0 and the number of epochs", (double)o->warmup);
-    if (o->schedule < NNL_SCHED_CONSTANT || o->schedule > NNL_SCHED_COSINE) return nnl_fail(NNL_ERR_ARG, "unknown schedule %d", o->schedule);
+    if (o->schedule < NNL_SCHED_CONSTANT || o->schedule > NNL_SCHED_TRIANGLE) return nnl_fail(NNL_ERR_ARG, "unknown schedule %d", o->schedule);
+    if (o->schedule == NNL_SCHED_TRIANGLE && !(o->sched_peak >= 0.0f && o->sched_peak <= 1.0f && o->sched_start >= 0.0f && o->sched_end >= 0.0f))
+        return nnl_fail(NNL_ERR_ARG, "triangle schedule: start and end must be >= 0 and the peak a fraction 0..1");
+    if (o->epochs_exact < 0.0 || o->epochs_exact > 100000.0) return nnl_fail(NNL_ERR_ARG, "epochs %g must be 0..100000", o->epochs_exact);
+    if (o->augment_translate < 0 || o->augment_translate > 16) return nnl_fail(NNL_ERR_ARG, "translation %d must be 0..16", o->augment_translate);
+    if (o->augment_translate && o->augment_crop) return nnl_fail(NNL_ERR_ARG, "give a random crop or a translation, not both");
+    if (o->augment_flip < 0 || o->augment_flip > 2) return nnl_fail(NNL_ERR_ARG, "unknown flip mode %d", o->augment_flip);
+    if (o->ema_every < 0 || (o->ema_every && !(o->ema_decay > 0.0f && o->ema_decay < 1.0f)))
+        return nnl_fail(NNL_ERR_ARG, "Lookahead: every %d steps, decay %g: the decay must be in (0, 1)", o->ema_every, (double)o->ema_decay);
     if (o->augment_crop < 0 || o->augment_crop > 64) return nnl_fail(NNL_ERR_ARG, "crop padding %d must be 0..64", o->augment_crop);
     return NNL_OK;
 }
@@ -44,6 +52,22 @@ static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
     for (int64_t i = n - 1; i > 0; i--) {
         int64_t j = (int64_t)nnl_rng_below(&r, (uint64_t)i + 1);
         int64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+/* ema += a (w - ema), then w = ema, over the parameters and the batch-norm statistics. */
+static void lookahead(float *ema, nnl_model *m, float a) {
+    float *parts[2] = {m->params, m->state};
+    size_t sizes[2] = {m->nparams, m->nstate}, off = 0;
+    for (int k = 0; k < 2; k++) {
+        float *w = parts[k], *e = ema + off;
+        size_t n = sizes[k];
+        #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
+        for (size_t i = 0; i < n; i++) {
+            e[i] += a * (w[i] - e[i]);
+            w[i] = e[i];
+        }
+        off += n;
     }
 }
 
@@ -75,17 +99,28 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
     if ((st = nnl_optim_init(&opt, m->nparams, o))) { free(perm); nnl_free(dlogits); return st; }
     if ((st = nnl_batcher_init(&b, bs, train))) { nnl_optim_free(&opt); free(perm); nnl_free(dlogits); return st; }
 
-    int64_t batches = (train->n + bs - 1) / bs;
+    int64_t batches = o->drop_last && train->n >= bs ? train->n / bs : (train->n + bs - 1) / bs;
+    /* A fractional last epoch (airbench's 9.9) stops after its share of the steps. */
+    int epochs = o->epochs;
+    uint64_t total_steps = (uint64_t)batches * (uint64_t)epochs;
+    if (o->epochs_exact > 0.0) {
+        epochs = (int)ceil(o->epochs_exact);
+        total_steps = (uint64_t)ceil((double)batches * o->epochs_exact);
+    }
     double t0 = nnl_now(), test_acc = -1.0, loss_sum = 0.0;
     int64_t correct = 0, seen = 0, total_seen = 0;
     uint64_t step = 0;
-    for (int ep = 0; ep < o->epochs && st == NNL_OK; ep++) {
+    float *ema = NULL;   /* Lookahead: the averaged parameters, then the batch-norm statistics */
+    size_t nema = m->nparams + m->nstate;
+    for (int ep = 0; ep < epochs && st == NNL_OK; ep++) {
         shuffle(perm, train->n, o->seed, ep);
         loss_sum = 0.0; correct = 0; seen = 0;
         uint64_t ep_seed = nnl_mix64(o->seed ^ (0xa0a0ULL + (uint64_t)ep));
-        for (int64_t bi = 0; bi < batches; bi++, step++) {
+        nnl_augment aug = {o->augment_crop, o->augment_translate, o->augment_flip, ep, o->seed};
+        nnl_optim_segments(&opt, m, o, ep);
+        for (int64_t bi = 0; bi < batches && step < total_steps; bi++, step++) {
             int n = (int)(train->n - bi * bs < bs ? train->n - bi * bs : bs);
-            nnl_batcher_fill(&b, train, perm + bi * bs, n, o->augment_crop, o->augment_flip, o->hooks, ep_seed);
+            nnl_batcher_fill(&b, train, perm + bi * bs, n, &aug, o->hooks, ep_seed);
             nnl_model_input(m, b.px, n, o->hooks, m->acts[0]);
             const float *z = nnl_model_forward(m, m->acts[0], n, 1, o->seed, step, o->bn_momentum);
             double loss = nnl_softmax_xent(z, b.labels, b.has_soft ? b.soft : NULL, n, m->nclass,
@@ -95,7 +130,8 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
                               ep + 1, (long long)bi + 1, loss);
                 break;
             }
-            double lr = nnl_schedule_lr(o, ep + (double)bi / batches);
+            double lr = o->schedule == NNL_SCHED_TRIANGLE ? nnl_schedule_lr(o, (double)step / (double)total_steps)
+                                                          : nnl_schedule_lr(o, ep + (double)bi / batches);
             if (m->chain) {
                 /* dense-only networks: backward and the update in one parallel region */
                 memcpy(m->dacts[m->nlayers], dlogits, (size_t)n * m->nclass * sizeof(float));
@@ -111,6 +147,17 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
                 nnl_model_backward_fresh(m, dlogits, n);
                 nnl_optim_step(&opt, m->params, m->grads, (float)lr);
             }
+            /* Lookahead: counted in steps done, as airbench counts them. */
+            if (o->ema_every > 0 && ep >= o->ema_start && (step + 1) % (uint64_t)o->ema_every == 0) {
+                if (!ema) {
+                    if (!(ema = nnl_alloc(nema * sizeof(float)))) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory"); break; }
+                    memcpy(ema, m->params, m->nparams * sizeof(float));
+                    memcpy(ema + m->nparams, m->state, m->nstate * sizeof(float));
+                } else {
+                    double rho = pow(o->ema_decay, o->ema_every) * pow((double)(step + 1) / (double)total_steps, o->ema_pow);
+                    lookahead(ema, m, (float)(1.0 - rho));
+                }
+            }
             loss_sum += loss * n; seen += n; total_seen += n;
             if (o->progress) {
                 double el = nnl_now() - t0, ips = total_seen / (el > 1e-9 ? el : 1e-9);
@@ -121,6 +168,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
             }
         }
         if (st) break;
+        if (ema) lookahead(ema, m, 0.0f); /* the averaged weights at every epoch's end */
         double test_loss = 0.0;
         if (test) {
             nnl_eval ev;
@@ -148,6 +196,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
     }
     nnl_batcher_free(&b);
     nnl_optim_free(&opt);
+    nnl_free(ema);
     free(perm);
     nnl_free(dlogits);
     return st;

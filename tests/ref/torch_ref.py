@@ -201,6 +201,12 @@ def layers(W):
     bn_case(W, "bn_conv_eval", (4, 3, 5, 6), False)
     bn_case(W, "bn_dense_eval", (8, 6, 1, 1), False)
     simple(W, "relu", F.relu, (3, 4, 5, 5))
+    simple(W, "gelu", F.gelu, (3, 4, 5, 5))
+    simple(W, "scale", lambda x: x * 0.37, (3, 4, 5, 5))
+    simple(W, "conv_k3s1p1_nobias", lambda x, w: F.conv2d(x, w, None, stride=1, padding=1), (5, 3, 8, 8),
+           lambda g: [randn(g, 4, 3, 3, 3, scale=27 ** -0.5)])
+    simple(W, "dense_nobias", lambda x, w: F.linear(x.flatten(1), w), (6, 20, 1, 1),
+           lambda g: [randn(g, 9, 20, scale=20 ** -0.5)])
     simple(W, "flatten", lambda x: x.flatten(1), (2, 3, 4, 4))
     simple(W, "dropout_eval", lambda x: F.dropout(x, 0.5, training=False), (2, 3, 4, 4))
     add_case(W, "add", (3, 4, 5, 5))
