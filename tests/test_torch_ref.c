@@ -406,6 +406,9 @@ typedef struct mrun {
     const char *name;
     int optimizer, nesterov;
     float lr, eps;
+    /* 0: the defaults (momentum 0.9, no label smoothing, batch-norm biases at the plain rate,
+     * batch-norm momentum 0.1) */
+    float momentum, smoothing, bn_bias_lr, bn_momentum;
 } mrun;
 
 typedef struct mdef {
@@ -414,6 +417,7 @@ typedef struct mdef {
     uint64_t seed;
     int nruns;
     mrun runs[3];
+    const char *arch;        /* NULL: the name is the preset */
 } mdef;
 
 /* Adam's eps. With PyTorch's default 1e-8, an element whose gradient is of the order
@@ -425,9 +429,16 @@ typedef struct mdef {
 
 static const mdef MODELS[] = {
     {"mlp", 1, 28, 28, 11, 3,
-     {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0},
-      {"adam", NNL_OPT_ADAM, 0, 1e-3f, ADAM_EPS}}},
-    {"cnn", 3, 32, 32, 12, 2, {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0}}},
+     {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0, 0, 0, 0, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0, 0, 0, 0, 0},
+      {"adam", NNL_OPT_ADAM, 0, 1e-3f, ADAM_EPS, 0, 0, 0, 0}}, NULL},
+    {"cnn", 3, 32, 32, 12, 2,
+     {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0, 0, 0, 0, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0, 0, 0, 0, 0}}, NULL},
+    /* airbench's parts (torch_ref.py airmini): a whitening layer whose weights stay, GELU,
+     * a convolution without bias, a batch-norm with its scale fixed and its bias at 64 times
+     * the rate (a 64th of the decay), a linear layer without bias, a constant factor; Nesterov
+     * with momentum 0.85, label smoothing 0.2, batch-norm momentum 0.4. */
+    {"airmini", 3, 9, 9, 13, 1, {{"airbench", NNL_OPT_SGD, 1, 0.05f, 0, 0.85f, 0.2f, 64.0f, 0.4f}},
+     "conv24k2w,gelu,conv16k3p1b0,maxpool2,bnb,gelu,flatten,denseb0,scale0.5"},
 };
 #define NMODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
@@ -435,6 +446,10 @@ typedef struct mres {
     nnl_model *m;
     double loss[STEPS];
     float *grad0;            /* gradients of the first step (first run only) */
+    /* airmini: test-time augmentation of the trained model (levels 1, 2) on 8-bit images */
+    int tta;
+    double tta_loss[3];
+    int64_t tta_correct[3];
 } mres;
 
 static mres g_res[NMODELS][3];
@@ -487,7 +502,8 @@ static int run_models(FILE *f) {
     for (int mi = 0; mi < NMODELS; mi++) {
         const mdef *d = &MODELS[mi];
         nnl_model *m0 = NULL;
-        int st = nnl_model_create(&m0, d->name, d->c, d->h, d->w, NCLASS);
+        const char *arch = d->arch ? d->arch : d->name;
+        int st = nnl_model_create(&m0, arch, d->c, d->h, d->w, NCLASS);
         CHECK_MSG(st == NNL_OK, "%s: create: %s", d->name, nnl_errmsg());
         if (st) return -1;
         init_model(m0, d->seed);
@@ -519,7 +535,7 @@ static int run_models(FILE *f) {
             double t_run = nnl_now();
             mres *res = &g_res[mi][ri];
             nnl_model *m = NULL;
-            if ((st = nnl_model_create(&m, d->name, d->c, d->h, d->w, NCLASS)) == NNL_OK)
+            if ((st = nnl_model_create(&m, arch, d->c, d->h, d->w, NCLASS)) == NNL_OK)
                 st = nnl_model_prepare(m, BATCH);
             CHECK_MSG(st == NNL_OK, "%s: %s", d->name, nnl_errmsg());
             if (st) { nnl_model_free(m); break; }
@@ -529,20 +545,24 @@ static int run_models(FILE *f) {
             nnl_train_opts o;
             nnl_train_opts_default(&o);
             o.optimizer = run->optimizer; o.lr = run->lr; o.nesterov = run->nesterov;
-            o.momentum = 0.9f; o.weight_decay = 5e-4f;
+            o.momentum = run->momentum > 0 ? run->momentum : 0.9f; o.weight_decay = 5e-4f;
             o.beta1 = 0.9f; o.beta2 = 0.999f;
+            o.label_smoothing = run->smoothing;
+            o.bn_bias_lr = run->bn_bias_lr;
+            float bn_mom = run->bn_momentum > 0 ? run->bn_momentum : 0.1f;
             if (run->optimizer == NNL_OPT_ADAM) o.eps = run->eps;
             nnl_optim opt;
             st = nnl_optim_init(&opt, m->nparams, &o);
             CHECK_MSG(st == NNL_OK, "%s/%s: optimizer: %s", d->name, run->name, nnl_errmsg());
             if (st) break;
-            const float hyper[9] = {(float)run->optimizer, o.lr, o.momentum, o.weight_decay, (float)o.nesterov,
-                                    o.beta1, o.beta2, o.eps, ri == 0};
+            nnl_optim_segments(&opt, m, &o, 0.0);
+            const float hyper[12] = {(float)run->optimizer, o.lr, o.momentum, o.weight_decay, (float)o.nesterov,
+                                     o.beta1, o.beta2, o.eps, ri == 0, o.label_smoothing, o.bn_bias_lr, bn_mom};
             snprintf(name, sizeof name, "%s/%s/hyper", d->name, run->name);
-            put(f, name, "f4", hyper, sizeof(float), 1, (int[]){9});
+            put(f, name, "f4", hyper, sizeof(float), 1, (int[]){12});
             float dlog[BATCH * NCLASS];
             for (int t = 0; t < STEPS; t++) {
-                const float *z = nnl_model_forward(m, x + (size_t)t * BATCH * in, BATCH, 1, 1, (uint64_t)t, 0.1f);
+                const float *z = nnl_model_forward(m, x + (size_t)t * BATCH * in, BATCH, 1, 1, (uint64_t)t, bn_mom);
                 /* Our ReLU masks and max-pool arg-maxes of this step, for the reference's ties. */
                 for (int i = 0; i < m->nlayers; i++) {
                     const nnl_layer *L = &m->layers[i];
@@ -560,7 +580,7 @@ static int run_models(FILE *f) {
                         put(f, name, "i4", L->save, sizeof(int32_t), 4, dims);
                     }
                 }
-                res->loss[t] = nnl_softmax_xent(z, labels + t * BATCH, NULL, BATCH, NCLASS, 0.0f, dlog, NULL);
+                res->loss[t] = nnl_softmax_xent(z, labels + t * BATCH, NULL, BATCH, NCLASS, o.label_smoothing, dlog, NULL);
                 nnl_model_zero_grad(m);
                 nnl_model_backward(m, dlog, BATCH);
                 if (t == 0 && ri == 0) {
@@ -570,6 +590,36 @@ static int run_models(FILE *f) {
                 nnl_optim_step(&opt, m->params, m->grads, o.lr);
             }
             nnl_optim_free(&opt);
+            if (d->arch) {
+                /* Test-time augmentation on 8-bit images normalised to their own values (mean 0,
+                 * std 1/255), so that PyTorch sees the same floats. */
+                nnl_dataset ds = {0};
+                ds.n = BATCH; ds.c = d->c; ds.h = d->h; ds.w = d->w; ds.nclass = NCLASS;
+                ds.pixels = malloc((size_t)BATCH * in);
+                ds.labels = malloc(BATCH * sizeof(int32_t));
+                if (!ds.pixels || !ds.labels) { fprintf(stderr, "out of memory\n"); exit(2); }
+                float *xf = falloc((size_t)BATCH * in);
+                for (size_t i = 0; i < (size_t)BATCH * in; i++) xf[i] = ds.pixels[i] = (uint8_t)nnl_rng_below(&r, 256);
+                for (int i = 0; i < BATCH; i++) ds.labels[i] = (int32_t)nnl_rng_below(&r, NCLASS);
+                snprintf(name, sizeof name, "%s/%s/tta_x", d->name, run->name);
+                put(f, name, "f4", xf, sizeof(float), 4, (int[]){BATCH, d->c, d->h, d->w});
+                snprintf(name, sizeof name, "%s/%s/tta_labels", d->name, run->name);
+                put(f, name, "i4", ds.labels, sizeof(int32_t), 1, (int[]){BATCH});
+                float mean[NNL_MAX_CHANNELS] = {0}, sd[NNL_MAX_CHANNELS];
+                for (int k = 0; k < NNL_MAX_CHANNELS; k++) sd[k] = 1.0f / 255.0f;
+                nnl_model_set_norm(m, mean, sd);
+                for (int lv = 1; lv <= 2; lv++) {
+                    nnl_eval ev;
+                    st = nnl_evaluate_tta(m, &ds, NULL, BATCH, lv, &ev);
+                    CHECK_MSG(st == NNL_OK, "%s: tta: %s", d->name, nnl_errmsg());
+                    res->tta_loss[lv] = ev.loss;
+                    res->tta_correct[lv] = ev.correct;
+                    nnl_eval_free(&ev);
+                }
+                res->tta = 1;
+                free(xf);
+                nnl_dataset_free(&ds);
+            }
             if (g_verbose) printf("  ran %s/%s: %.2f s\n", d->name, run->name, nnl_now() - t_run);
         }
         free(x);
@@ -615,6 +665,9 @@ static void compare_model(int mi, int ri) {
         size_t cnt;
         float *p = nnl_model_tensor(m, i, &name, &cnt);
         if (p < m->params || p >= m->params + m->nparams) continue; /* running statistics */
+        int lw = -1;
+        /* A weight that is not trained has no gradient in PyTorch (requires_grad False). */
+        if (sscanf(name, "layers.%d.", &lw) == 1 && lw < m->nlayers && m->layers[lw].fixed_w && strstr(name, ".weight")) continue;
         char nm[64], what[96];
         snprintf(nm, sizeof nm, "%s", name);
         snprintf(what, sizeof what, "step 1 gradient %s", nm);
@@ -635,6 +688,15 @@ static void compare_model(int mi, int ri) {
         char nm[64];
         snprintf(nm, sizeof nm, "%s", name);
         cmp_arr(cs, nm, p, get("%s/final/%s", cs, nm), 1.0, cnt);
+    }
+    for (int lv = 1; res->tta && lv <= 2; lv++) {
+        const arr *tl = get("%s/tta%d_loss", cs, lv), *tc = get("%s/tta%d_correct", cs, lv);
+        if (!tl || !tc) continue;
+        char what[32];
+        snprintf(what, sizeof what, "TTA level %d loss", lv);
+        cmp_scalar(cs, what, res->tta_loss[lv], tl->data[0]);
+        CHECK_MSG(res->tta_correct[lv] == (int64_t)tc->data[0], "%s: TTA level %d: %lld correct, PyTorch %d", cs, lv,
+                  (long long)res->tta_correct[lv], (int)tc->data[0]);
     }
     case_end(cs);
     printf("  %-28s %.0f tied ReLU/max-pool decisions taken from nnlock\n", "", (double)tied->data[0]);

@@ -276,7 +276,26 @@ def cnn():
     return Net(mods, False)
 
 
-MODELS = {"mlp": mlp, "cnn": cnn}
+class Mul(nn.Module):
+    def __init__(self, s):
+        super().__init__()
+        self.s = s
+
+    def forward(self, x):
+        return x * self.s
+
+
+def airmini():
+    # "conv24k2w,gelu,conv16k3p1b0,maxpool2,bnb,gelu,flatten,denseb0,scale0.5" on 3x9x9: the
+    # whitening layer's weights and the batch-norm's scale are not trained (airbench94.py).
+    mods = [nn.Conv2d(3, 24, 2), nn.GELU(), nn.Conv2d(24, 16, 3, padding=1, bias=False), nn.MaxPool2d(2),
+            nn.BatchNorm2d(16, eps=BN_EPS), nn.GELU(), nn.Flatten(), nn.Linear(256, 10, bias=False), Mul(0.5)]
+    mods[0].weight.requires_grad = False
+    mods[4].weight.requires_grad = False
+    return Net(mods, False)
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "airmini": airmini}
 
 
 def forward_with_ties(net, x, dec, prefix, tally):
@@ -333,26 +352,38 @@ def model_runs(W, c2py):
         xs = torch.from_numpy(c2py[name + "/x"].astype(np.float64))
         ys = torch.from_numpy(c2py[name + "/labels"].astype(np.int64))
         for run in runs:
-            opt_kind, lr, mom, wd, nest, b1, b2, eps, grad0 = [float(v) for v in c2py["%s/%s/hyper" % (name, run)]]
+            hyper = [float(v) for v in c2py["%s/%s/hyper" % (name, run)]]
+            opt_kind, lr, mom, wd, nest, b1, b2, eps, grad0 = hyper[:9]
+            smoothing, bn_bias_lr, bn_mom = hyper[9:12] if len(hyper) >= 12 else (0.0, 0.0, BN_MOMENTUM)
             net = make().double()
+            for mod in net.modules():
+                if isinstance(mod, nn.BatchNorm2d):
+                    mod.momentum = bn_mom
             missing, unexpected = net.load_state_dict(init, strict=False)
             missing = [k for k in missing if not k.endswith("num_batches_tracked")]
             if missing or unexpected:
                 raise SystemExit("%s: nnlock's tensor names do not match PyTorch's state_dict: missing %s, "
                                  "unexpected %s" % (name, missing, unexpected))
             net.train()
-            if opt_kind == 0:
-                opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=mom, weight_decay=wd, nesterov=bool(nest))
+            trained = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
+            if opt_kind == 0 and bn_bias_lr > 0:
+                # airbench's groups: batch-norm biases at bn_bias_lr times the rate and 1/bn_bias_lr the decay
+                bn = {"layers.%d.bias" % i for i, m in enumerate(net.layers) if isinstance(m, nn.BatchNorm2d)}
+                groups = [dict(params=[p for k, p in trained if k in bn], lr=lr * bn_bias_lr, weight_decay=wd / bn_bias_lr),
+                          dict(params=[p for k, p in trained if k not in bn], lr=lr, weight_decay=wd)]
+                opt = torch.optim.SGD(groups, lr=lr, momentum=mom, nesterov=bool(nest))
+            elif opt_kind == 0:
+                opt = torch.optim.SGD([p for _, p in trained], lr=lr, momentum=mom, weight_decay=wd, nesterov=bool(nest))
             else:
                 opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
             hist, tally = [], [0, 0]
             for t in range(xs.shape[0]):
                 opt.zero_grad()
                 logits = forward_with_ties(net, xs[t], c2py, "%s/%s/step%d" % (name, run, t), tally)
-                loss = F.cross_entropy(logits, ys[t])
+                loss = F.cross_entropy(logits, ys[t], label_smoothing=smoothing)
                 loss.backward()
                 if t == 0 and grad0:
-                    for k, p in net.named_parameters():
+                    for k, p in trained:
                         W.put("%s/%s/grad0/%s" % (name, run, k), p.grad)
                 opt.step()
                 hist.append(loss.item())
@@ -362,6 +393,25 @@ def model_runs(W, c2py):
             for k, v in net.state_dict().items():
                 if not k.endswith("num_batches_tracked"):
                     W.put("%s/%s/final/%s" % (name, run, k), v)
+            if "%s/%s/tta_x" % (name, run) in c2py:
+                tta_case(W, net, c2py, "%s/%s" % (name, run))
+
+
+def tta_case(W, net, c2py, prefix):
+    """airbench94.py's test-time augmentation, levels 1 and 2, on the trained model."""
+    x = torch.from_numpy(c2py[prefix + "/tta_x"].astype(np.float64))
+    y = torch.from_numpy(c2py[prefix + "/tta_labels"].astype(np.int64))
+    net.eval()
+    with torch.no_grad():
+        def mirror(v):
+            return 0.5 * net.layers(v) + 0.5 * net.layers(v.flip(-1))
+        h, w = x.shape[2], x.shape[3]
+        p = F.pad(x, (1, 1, 1, 1), "reflect")
+        level = {1: mirror(x),
+                 2: 0.5 * mirror(x) + 0.5 * torch.stack([mirror(p[:, :, 0:h, 0:w]), mirror(p[:, :, 2:h + 2, 2:w + 2])]).mean(0)}
+        for lv, logits in level.items():
+            W.put("%s/tta%d_loss" % (prefix, lv), [F.cross_entropy(logits, y).item()])
+            W.put("%s/tta%d_correct" % (prefix, lv), [int((logits.argmax(1) == y).sum())])
 
 
 def main():
