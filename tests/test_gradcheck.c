@@ -6,6 +6,7 @@
  * estimate it numerically. Buffers are allocated at their exact sizes (so the
  * sanitizer sees any overrun) and the scratch buffer is filled with NaN before
  * every call (so a layer that reads scratch it did not write fails). */
+#include "nn/fastmath.h"
 #include "nn/model.h"
 #include "testutil.h"
 
@@ -550,7 +551,32 @@ static void check_semantics(void) {
     }
 }
 
+/* The vectorised exp and normal CDF behind GELU, against double-precision libm over
+ * their whole range: relative error, so the tails count as much as the middle. */
+static void check_fastmath(void) {
+    double worst_exp = 0, worst_phi = 0;
+    for (int i = 0; i <= 400000; i++) {
+        float a = -87.0f + 175.0f * (float)i / 400000.0f;
+        double e = exp((double)a), ge = nnl_exp_approx(a);
+        double r = fabs(ge - e) / e;
+        if (r > worst_exp) worst_exp = r;
+        float x = -13.0f + 21.0f * (float)i / 400000.0f; /* Phi(-13) ~ 6e-39: still normal */
+        double p = 0.5 * erfc(-(double)x / sqrt(2.0)), gp = nnl_phi_approx(x);
+        /* Phi's condition number is about x^2 in the lower tail: x / sqrt 2 and its
+         * square are rounded to float first, so allow for that much. */
+        r = fabs(gp - p) / p / (1.0 + (double)x * x);
+        if (r > worst_phi) worst_phi = r;
+    }
+    fprintf(stderr, "  fastmath: exp max rel err %.2e, Phi max rel err / (1 + x^2) %.2e\n", worst_exp, worst_phi);
+    CHECK_MSG(worst_exp < 4e-7, "exp relative error %.3g", worst_exp);
+    CHECK_MSG(worst_phi < 1e-6, "Phi relative error %.3g", worst_phi);
+    CHECK(nnl_exp_approx(0.0f) == 1.0f);
+    CHECK(isnan(nnl_exp_approx(NAN)) && isnan(nnl_phi_approx(NAN)));
+    CHECK(nnl_phi_approx(40.0f) == 1.0f && nnl_phi_approx(-40.0f) < 1e-37f);
+}
+
 int main(void) {
+    check_fastmath();
     fprintf(stderr, "gradient checks (max relative error):\n");
     check_layers();
     check_loss("softmax_xent hard labels", 5, 7, 0, 0.0f);
