@@ -1,10 +1,12 @@
 /* Where a training step's time goes: forward and backward time of every layer of an
  * architecture, with GFLOP/s for the layers that multiply.
- *   bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u]
+ *   bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u] [-w 0|1]
  * Steps run as in training (batch statistics, gradients accumulated, ReLUs folded into
  * the batch-norms before them: those show no time of their own; -u runs them unfolded);
- * the first step is a warm-up and is not counted. */
+ * the first step is a warm-up and is not counted. -w 0 runs every convolution through
+ * im2col, -w 1 through Winograd wherever it fits (default: conv2d.c's own choice). */
 #include "nn/model.h"
+#include "nn/winograd.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@ int main(int argc, char **argv) {
     const char *arch = "cnn";
     int c = 3, side = 32, batch = 128, threads = 2, steps = 10, unfold = 0, opt;
     nnl_blas_reexec(argv); /* the SkylakeX kernels, as nnlock itself runs */
-    while ((opt = getopt(argc, argv, "a:c:s:b:t:n:u")) != -1) {
+    while ((opt = getopt(argc, argv, "a:c:s:b:t:n:uw:")) != -1) {
         switch (opt) {
         case 'a': arch = optarg; break;
         case 'c': c = atoi(optarg); break;
@@ -23,8 +25,9 @@ int main(int argc, char **argv) {
         case 't': threads = atoi(optarg); break;
         case 'n': steps = atoi(optarg); break;
         case 'u': unfold = 1; break;
+        case 'w': nnl_wino_mode = atoi(optarg) ? 1 : 0; break;
         default:
-            fprintf(stderr, "usage: bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u]\n");
+            fprintf(stderr, "usage: bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u] [-w 0|1]\n");
             return 2;
         }
     }

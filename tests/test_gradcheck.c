@@ -8,6 +8,7 @@
  * every call (so a layer that reads scratch it did not write fails). */
 #include "nn/fastmath.h"
 #include "nn/model.h"
+#include "nn/winograd.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -285,6 +286,13 @@ static void check_layers(void) {
     gradcheck("scale 0.37", &L, 2, X_RANDOM, 1);
     L = conv(3, 7, 6, 4, 3, 1, 1); L.nobias = 1;
     gradcheck("conv2d k3 s1 p1 without bias", &L, 2, X_RANDOM, 1);
+    nnl_wino_mode = 1; /* the Winograd kernel on the 3x3 stride-1 shapes */
+    L = conv(3, 7, 6, 4, 3, 1, 1);  gradcheck("conv2d k3 s1 p1 Winograd", &L, 2, X_RANDOM, 1);
+    L = conv(2, 6, 5, 3, 3, 1, 0);  gradcheck("conv2d k3 s1 p0 Winograd (odd output)", &L, 3, X_RANDOM, 1);
+    L = conv(2, 4, 5, 3, 3, 1, 2);  gradcheck("conv2d k3 s1 p2 Winograd", &L, 2, X_RANDOM, 1);
+    L = conv(3, 7, 6, 4, 3, 1, 1); L.nobias = 1;
+    gradcheck("conv2d k3 s1 p1 Winograd without bias", &L, 2, X_RANDOM, 1);
+    nnl_wino_mode = -1;
     L = layer(NNL_L_DENSE, 4, 2, 2); L.units = 5; L.nobias = 1;
     gradcheck("dense without bias", &L, 3, X_RANDOM, 1);
     L = layer(NNL_L_DROPOUT, 3, 4, 4); L.p = 0.3f;
@@ -426,7 +434,10 @@ static void conv_reference(int n, int c, int h, int w, int oc, int k, int s, int
     bench_close(&b);
 }
 
-static void check_conv_reference(void) {
+/* mode: nnl_wino_mode, 0 (im2col everywhere) or 1 (Winograd wherever it fits). */
+static void check_conv_reference(int mode) {
+    nnl_wino_mode = mode;
+    g_ref_worst = 0.0;
     static const int fixed[][8] = {
         /* n, c, h, w, oc, k, s, p */
         {1, 1, 1, 1, 1, 1, 1, 0},      {3, 5, 4, 4, 6, 1, 1, 0},   {1, 5, 9, 7, 6, 1, 1, 0},
@@ -438,6 +449,9 @@ static void check_conv_reference(void) {
          * period 7, 5, 17 and 33 vectors */
         {2, 3, 28, 28, 4, 3, 1, 1},    {2, 2, 9, 20, 3, 5, 1, 2},  {3, 2, 17, 17, 3, 3, 1, 1},
         {2, 2, 32, 33, 3, 7, 1, 3},
+        /* Winograd's shapes: odd and even maps, padding 0 and 2, more images than a group */
+        {3, 17, 15, 15, 20, 3, 1, 1},  {2, 16, 7, 9, 16, 3, 1, 0},  {2, 16, 5, 6, 17, 3, 1, 2},
+        {40, 16, 3, 3, 16, 3, 1, 1},   {5, 24, 31, 31, 8, 3, 1, 1}, {2, 3, 3, 4, 2, 3, 1, 0},
     };
     for (int threads = 1; threads <= 3; threads++)
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
@@ -454,7 +468,8 @@ static void check_conv_reference(void) {
         conv_reference(n, c, h, w, oc, k, s, p, threads);
     }
     nnl_set_threads(0);
-    fprintf(stderr, "  conv2d im2col vs direct: max relative error %.2e\n", g_ref_worst);
+    fprintf(stderr, "  conv2d %s vs direct: max relative error %.2e\n", mode ? "Winograd" : "im2col", g_ref_worst);
+    nnl_wino_mode = -1;
 }
 
 /* ------------------------------------------------------------------ thread invariance */
@@ -583,7 +598,8 @@ int main(void) {
     check_loss("softmax_xent hard, smoothing 0.1", 5, 7, 0, 0.1f);
     check_loss("softmax_xent soft targets", 4, 6, 1, 0.0f);
     check_loss("softmax_xent soft, smoothing 0.2", 4, 6, 1, 0.2f);
-    check_conv_reference();
+    check_conv_reference(0);
+    check_conv_reference(1);
     check_threads();
     check_setup_errors();
     check_semantics();

@@ -9,6 +9,7 @@
  * thread order, so results depend on the thread count and the batch size only. */
 #include "im2col.h"
 #include "layer.h"
+#include "winograd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -121,11 +122,20 @@ static void conv_init(const nnl_layer *L, float *params, float *state, nnl_rng *
 
 static size_t conv_save_floats(const nnl_layer *L, int batch) { (void)L; (void)batch; return 0; }
 
+/* The Winograd kernel where it fits and pays (3x3, stride 1: most of the presets). */
+static int wino(const cgeo *g) { return nnl_wino_fits(g) && nnl_wino_pays(g); }
+
 static size_t conv_work_floats(const nnl_layer *L, int batch) {
     if (batch < 1) batch = 1;
     cgeo g = geo(L);
     int t = team_size(batch);
-    return (size_t)t * slice_of(&g, chunk_size(&g, batch, t)).stride;
+    size_t im = (size_t)t * slice_of(&g, chunk_size(&g, batch, t)).stride;
+    /* both kernels' needs: tests and benchmarks switch between them on a prepared model */
+    if (nnl_wino_fits(&g)) {
+        size_t wf = nnl_wino_work_floats(&g, batch, t);
+        if (wf > im) im = wf;
+    }
+    return im;
 }
 
 /* Images [i0, i1) of thread t out of nt. */
@@ -140,6 +150,10 @@ static void conv_forward(nnl_layer *L, const nnl_pass *P, const float *x, float 
     const int n = P->n, T = team_size(n), B = chunk_size(&g, n, T);
     const slice sl = slice_of(&g, B);
     const float *w = P->params + L->w_off, *bias = P->params + L->b_off;
+    if (wino(&g)) {
+        nnl_wino_forward(&g, n, T, x, w, L->b_n ? bias : NULL, y, P->work);
+        return;
+    }
     const size_t xs = (size_t)g.c * g.hw, ys = (size_t)g.oc * g.ohw;
     #pragma omp parallel num_threads(T) if (T > 1)
     {
@@ -187,6 +201,10 @@ static void conv_backward(nnl_layer *L, const nnl_pass *P, const float *x, const
     const slice sl = slice_of(&g, B);
     const float *w = P->params + L->w_off;
     float *gw = P->grads + L->w_off, *gb = P->grads + L->b_off;
+    if (wino(&g)) {
+        nnl_wino_backward(&g, n, T, x, w, dy, dx, gw, L->b_n ? gb : NULL, P->work);
+        return;
+    }
     const size_t xs = (size_t)g.c * g.hw, ys = (size_t)g.oc * g.ohw, nw = (size_t)g.oc * g.ckk;
     #pragma omp parallel num_threads(T) if (T > 1)
     {
