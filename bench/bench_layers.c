@@ -1,10 +1,11 @@
 /* Where a training step's time goes: forward and backward time of every layer of an
  * architecture, with GFLOP/s for the layers that multiply.
- *   bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u] [-w 0|1]
+ *   bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u] [-w -1|0|1|2]
  * Steps run as in training (batch statistics, gradients accumulated, ReLUs folded into
  * the batch-norms before them: those show no time of their own; -u runs them unfolded);
  * the first step is a warm-up and is not counted. -w 0 runs every convolution through
- * im2col, -w 1 through Winograd wherever it fits (default: conv2d.c's own choice). */
+ * im2col, -w 1 through Winograd F(2x2) wherever it fits, -w 2 through F(4x4) (default,
+ * or -w -1: conv2d.c's own choice). */
 #include "nn/model.h"
 #include "nn/winograd.h"
 
@@ -25,9 +26,9 @@ int main(int argc, char **argv) {
         case 't': threads = atoi(optarg); break;
         case 'n': steps = atoi(optarg); break;
         case 'u': unfold = 1; break;
-        case 'w': nnl_wino_mode = atoi(optarg) ? 1 : 0; break;
+        case 'w': nnl_wino_mode = atoi(optarg); break;
         default:
-            fprintf(stderr, "usage: bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u] [-w 0|1]\n");
+            fprintf(stderr, "usage: bench_layers [-a ARCH] [-c C] [-s SIDE] [-b BATCH] [-t THREADS] [-n STEPS] [-u] [-w -1|0|1|2]\n");
             return 2;
         }
     }

@@ -163,13 +163,19 @@ static double objective(bench *b) {
     return f;
 }
 
+/* The finite-difference step. A convolution is linear in each of its inputs and weights,
+ * so central differences are exact for any step, and only the float rounding of the
+ * objective remains, divided by the step: F(4x4) Winograd rounds 5-10 times more than the
+ * direct convolution, so its checks take a large step. */
+static double g_eps = EPS;
+
 /* Central differences of the objective for every element of v (n floats). */
 static void numeric_grad(bench *b, float *v, size_t n, double *g) {
     for (size_t i = 0; i < n; i++) {
         float keep = v[i];
-        v[i] = keep + (float)EPS;
+        v[i] = keep + (float)g_eps;
         double hi = (double)v[i], fp = objective(b);
-        v[i] = keep - (float)EPS;
+        v[i] = keep - (float)g_eps;
         double lo = (double)v[i], fm = objective(b);
         v[i] = keep;
         g[i] = (fp - fm) / (hi - lo);
@@ -292,7 +298,15 @@ static void check_layers(void) {
     L = conv(2, 4, 5, 3, 3, 1, 2);  gradcheck("conv2d k3 s1 p2 Winograd", &L, 2, X_RANDOM, 1);
     L = conv(3, 7, 6, 4, 3, 1, 1); L.nobias = 1;
     gradcheck("conv2d k3 s1 p1 Winograd without bias", &L, 2, X_RANDOM, 1);
+    nnl_wino_mode = 2;
+    g_eps = 0.25;
+    L = conv(3, 7, 6, 4, 3, 1, 1);  gradcheck("conv2d k3 s1 p1 Winograd F(4x4)", &L, 2, X_RANDOM, 1);
+    L = conv(2, 9, 5, 3, 3, 1, 0);  gradcheck("conv2d k3 s1 p0 Winograd F(4x4) (odd output)", &L, 3, X_RANDOM, 1);
+    L = conv(2, 4, 5, 3, 3, 1, 2);  gradcheck("conv2d k3 s1 p2 Winograd F(4x4)", &L, 2, X_RANDOM, 1);
+    L = conv(3, 7, 6, 4, 3, 1, 1); L.nobias = 1;
+    gradcheck("conv2d k3 s1 p1 Winograd F(4x4) without bias", &L, 2, X_RANDOM, 1);
     nnl_wino_mode = -1;
+    g_eps = EPS;
     L = layer(NNL_L_DENSE, 4, 2, 2); L.units = 5; L.nobias = 1;
     gradcheck("dense without bias", &L, 3, X_RANDOM, 1);
     L = layer(NNL_L_DROPOUT, 3, 4, 4); L.p = 0.3f;
@@ -434,7 +448,8 @@ static void conv_reference(int n, int c, int h, int w, int oc, int k, int s, int
     bench_close(&b);
 }
 
-/* mode: nnl_wino_mode, 0 (im2col everywhere) or 1 (Winograd wherever it fits). */
+/* mode: nnl_wino_mode, 0 (im2col everywhere), 1 (Winograd F(2x2) wherever it fits) or 2
+ * (F(4x4)). */
 static void check_conv_reference(int mode) {
     nnl_wino_mode = mode;
     g_ref_worst = 0.0;
@@ -452,6 +467,7 @@ static void check_conv_reference(int mode) {
         /* Winograd's shapes: odd and even maps, padding 0 and 2, more images than a group */
         {3, 17, 15, 15, 20, 3, 1, 1},  {2, 16, 7, 9, 16, 3, 1, 0},  {2, 16, 5, 6, 17, 3, 1, 2},
         {40, 16, 3, 3, 16, 3, 1, 1},   {5, 24, 31, 31, 8, 3, 1, 1}, {2, 3, 3, 4, 2, 3, 1, 0},
+        {3, 70, 9, 6, 66, 3, 1, 1},    {2, 130, 4, 4, 3, 3, 1, 1}, /* more channels than a chunk */
     };
     for (int threads = 1; threads <= 3; threads++)
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
@@ -468,7 +484,8 @@ static void check_conv_reference(int mode) {
         conv_reference(n, c, h, w, oc, k, s, p, threads);
     }
     nnl_set_threads(0);
-    fprintf(stderr, "  conv2d %s vs direct: max relative error %.2e\n", mode ? "Winograd" : "im2col", g_ref_worst);
+    static const char *const kernel[] = {"im2col", "Winograd F(2x2)", "Winograd F(4x4)"};
+    fprintf(stderr, "  conv2d %s vs direct: max relative error %.2e\n", kernel[mode], g_ref_worst);
     nnl_wino_mode = -1;
 }
 
@@ -600,6 +617,7 @@ int main(void) {
     check_loss("softmax_xent soft, smoothing 0.2", 4, 6, 1, 0.2f);
     check_conv_reference(0);
     check_conv_reference(1);
+    check_conv_reference(2);
     check_threads();
     check_setup_errors();
     check_semantics();

@@ -1,8 +1,9 @@
-/* The 3x3, stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray,
- * "Fast Algorithms for Convolutional Neural Networks", 2015): each 2x2 block of outputs
- * costs 16 multiplies per channel pair instead of 36, done as 16 sgemms over all the tiles
- * of a group of images. Backward is the exact adjoint of that forward, also as sgemms in
- * the transformed domain. A kernel behind conv2d.c, which decides when it runs. */
+/* The 3x3, stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) or F(4x4, 3x3)
+ * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015): each m x m
+ * block of outputs costs (m+2)^2 multiplies per channel pair instead of 9 m^2, done as
+ * (m+2)^2 sgemms over all the tiles of a group of images. Backward is the exact adjoint
+ * of that forward, also as sgemms in the transformed domain. A kernel behind conv2d.c,
+ * which decides when it runs. */
 #ifndef NNL_WINOGRAD_H
 #define NNL_WINOGRAD_H
 
@@ -12,7 +13,8 @@
 
 /* Whether the kernel computes this convolution at all (3x3, stride 1, padding 0..2). */
 int nnl_wino_fits(const cgeo *g);
-/* Which kernel conv2d.c runs where this one fits: -1 its own choice, 0 im2col, 1 this.
+/* Which kernel conv2d.c runs where this one fits: -1 its own choice, 0 im2col, 1 F(2x2),
+ * 2 F(4x4).
  * Set only by tests and benchmarks, which compare the two, before any model runs. */
 extern int nnl_wino_mode;
 /* conv2d.c's choice for a convolution this kernel fits. */
