@@ -42,6 +42,7 @@ static void usage(FILE *out) {
         "                         other epoch (airbench's derandomised flip)\n"
         "      --augment-translate N  random translation by up to N pixels, reflect padding\n"
         "      --drop-last        skip each epoch's last, incomplete batch\n"
+        "      --eval-last        measure the test set after the last epoch only (not after each)\n"
         "      --bn-momentum F    batch-norm running statistics (default 0.1, PyTorch's convention)\n"
         "      --bn-bias-lr F     learning-rate multiplier of batch-norm biases, their weight decay\n"
         "                         divided by it (default 1)\n"
@@ -92,6 +93,8 @@ typedef struct progress_state {
 
 typedef struct lock_state {
     int on;                      /* input locks: the authorized accuracy is measured too */
+    int last_only, epochs;       /* --eval-last: measure after epoch `epochs` only */
+    double eval_seconds;         /* spent measuring, inside nnl_train's time */
     nnl_hooks authorized;        /* an authorized user's input */
     const nnl_dataset *test;
     progress_state *ps;
@@ -111,7 +114,9 @@ static void on_progress(const nnl_progress *p, void *user) {
     if (p->epoch_done) {
         if (s->epochs) {
             json_t *e = json_pack("{s:i, s:o, s:o, s:o, s:o}", "epoch", p->epoch, "loss", cli_jnum(p->loss, &s->nulls),
-                                  "train_acc", cli_jnum(p->acc, &s->nulls), "test_acc", cli_jnum(s->clean, &s->nulls),
+                                  "train_acc", cli_jnum(p->acc, &s->nulls),
+                                  /* null: not measured this epoch (--eval-last, or no test set) */
+                                  "test_acc", s->clean < 0 ? json_null() : cli_jnum(s->clean, &s->nulls),
                                   "images_per_s", cli_jnum(p->images_per_s, &s->nulls));
             json_array_append_new(s->epochs, e);
         }
@@ -141,8 +146,8 @@ static void on_progress(const nnl_progress *p, void *user) {
 /* After each epoch: the stamped (authorized) test accuracy, and a history row. */
 static int on_epoch_end(nnl_model *m, int epoch, void *user) {
     lock_state *l = user;
-    double trusted = -1.0, clean = -1.0;
-    if (l->test) {
+    double trusted = -1.0, clean = -1.0, t0 = cli_now();
+    if (l->test && (!l->last_only || epoch == l->epochs)) {
         nnl_eval ev;
         int st = nnl_evaluate(m, l->test, NULL, 500, &ev);
         if (st) return st;
@@ -154,12 +159,16 @@ static int on_epoch_end(nnl_model *m, int epoch, void *user) {
             nnl_eval_free(&ev);
         }
     }
+    l->eval_seconds += cli_now() - t0;
     l->ps->trusted = trusted;
     l->ps->clean = clean;
     /* A diverged run's NaN loss is kept as null: the history stays valid JSON. */
+    /* an epoch --eval-last skips has null accuracies */
+    int skipped = l->test && l->last_only && epoch != l->epochs;
     json_array_append_new(l->history, json_pack("{s:i, s:o, s:o, s:o, s:o}", "epoch", epoch, "loss", cli_jnum(l->ps->loss, NULL),
-                                                "train_acc", cli_jnum(l->ps->acc, NULL), "clean", cli_jnum(clean, NULL),
-                                                "stamped", cli_jnum(trusted, NULL)));
+                                                "train_acc", cli_jnum(l->ps->acc, NULL),
+                                                "clean", skipped ? json_null() : cli_jnum(clean, NULL),
+                                                "stamped", skipped ? json_null() : cli_jnum(trusted, NULL)));
     return NNL_OK;
 }
 
@@ -203,7 +212,7 @@ static const char *const opt_names[] = {"constant", "step", "cosine", "triangle"
  * examples over 1 + 1/(1 - momentum) becomes 1.5 here and its decoupled weight decay 0.0153 per
  * 1024 examples becomes 0.0153 / 11.5 = 0.00133 on the mean loss's scale. Batch-norm eps stays
  * nnlock's 1e-5 (airbench 1e-12, where the scale is fixed at 1 it changes nothing visible). */
-static void recipe_airbench(nnl_train_opts *o, const char **arch, long *tta) {
+static void recipe_airbench(nnl_train_opts *o, const char **arch, long *tta, int *eval_last) {
     *arch = "airbench";
     o->batch = 1024;
     o->epochs = 10;
@@ -223,6 +232,7 @@ static void recipe_airbench(nnl_train_opts *o, const char **arch, long *tta) {
     o->augment_flip = 2;
     o->drop_last = 1;
     *tta = 2;
+    *eval_last = 1; /* airbench measures the test set once, at the end */
 }
 
 /* Where a new key goes: --key-out, or MODEL.key (MODEL.NAME.key when several are new). */
@@ -284,7 +294,7 @@ static int run(int argc, char **argv) {
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
         {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24},
         {"write-plaintext", 0, 0, 25}, {"figures", 1, 0, 22}, {"augment-flip-alternate", 0, 0, 26},
-        {"augment-translate", 1, 0, 27}, {"drop-last", 0, 0, 28}, {"bn-momentum", 1, 0, 29}, {"bn-bias-lr", 1, 0, 30},
+        {"augment-translate", 1, 0, 27}, {"drop-last", 0, 0, 28}, {"eval-last", 0, 0, 41}, {"bn-momentum", 1, 0, 29}, {"bn-bias-lr", 1, 0, 30},
         {"whiten-images", 1, 0, 31}, {"whiten-bias-epochs", 1, 0, 32}, {"triangle", 1, 0, 33}, {"lookahead", 1, 0, 34},
         {"tta", 1, 0, 35}, {"recipe", 1, 0, 36}, CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
     cli_locks L;
@@ -292,7 +302,7 @@ static int run(int argc, char **argv) {
     if (!lo) return cli_fail("train", "out of memory");
     const char *figures = NULL;
     long resize = 32;
-    int crop_roi = 0, write_plaintext = 0;
+    int crop_roi = 0, write_plaintext = 0, eval_last = 0;
     const char *init = NULL;
     int arch_set = 0;
     cli_weights_opts wo = {0};
@@ -308,7 +318,7 @@ static int run(int argc, char **argv) {
         const char *r = !strcmp(argv[i], "--recipe") && i + 1 < argc ? argv[i + 1] : !strncmp(argv[i], "--recipe=", 9) ? argv[i] + 9 : NULL;
         if (!r) continue;
         if (strcmp(r, "airbench")) { cli_fail(cmd, "--recipe must be airbench, got '%s'", r); goto early; }
-        recipe_airbench(&o, &arch, &tta);
+        recipe_airbench(&o, &arch, &tta, &eval_last);
         arch_set = 1;
     }
     opterr = 0;
@@ -360,6 +370,7 @@ static int run(int argc, char **argv) {
         case 26: o.augment_flip = 2; break;
         case 27: if (cli_int(cmd, "--augment-translate", optarg, 0, 16, &v)) goto early; o.augment_translate = (int)v; break;
         case 28: o.drop_last = 1; break;
+        case 41: eval_last = 1; break;
         case 29: if (cli_float(cmd, "--bn-momentum", optarg, 0, 1, &f)) goto early; o.bn_momentum = (float)f; break;
         case 30: if (cli_float(cmd, "--bn-bias-lr", optarg, 1e-3, 1e4, &f)) goto early; o.bn_bias_lr = (float)f; break;
         case 31: if (cli_int(cmd, "--whiten-images", optarg, 1, 100000000, &whiten_images)) goto early; break;
@@ -474,6 +485,8 @@ static int run(int argc, char **argv) {
     o.progress_user = &ps;
     o.epoch_end = on_epoch_end;
     o.epoch_end_user = &lk;
+    lk.last_only = eval_last;
+    lk.epochs = o.epochs;
     /* Each input lock's training hooks, in the order given; an authorized user's input for
      * the per-epoch measurement. */
     int inputs[CLI_MAX_LOCKS], ni = cli_locks_inputs(&L, inputs);
@@ -505,7 +518,7 @@ static int run(int argc, char **argv) {
         goto done;
     }
     /* Test-time augmentation: the final test accuracy once more, with the views averaged. */
-    double tta_acc = -1.0;
+    double tta_acc = -1.0, tta_t0 = cli_now();
     if (tta) {
         nnl_eval ev;
         if ((st = nnl_evaluate_tta(m, &test, lk.on ? &lk.authorized : NULL, 500, (int)tta, &ev))) {
@@ -516,6 +529,11 @@ static int run(int argc, char **argv) {
         tta_acc = nnl_eval_accuracy(&ev);
         nnl_eval_free(&ev);
     }
+    /* Training time without the test passes (airbench's "total_time_seconds" measures the
+     * same), and the passes' own time. */
+    double test_secs = lk.eval_seconds + (tta ? cli_now() - tta_t0 : 0.0);
+    double train_secs = res.seconds - lk.eval_seconds;
+    double train_ips = train_secs > 0 ? res.images_per_s * res.seconds / train_secs : 0.0;
     char buf[64];
     static const char *const optn[] = {"sgd", "adam"};
     nnl_model_meta_set(m, "train.data", train.source);
@@ -576,9 +594,10 @@ static int run(int argc, char **argv) {
         int *nu = &ps.nulls;
         json_t *r = json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "model", cli_jstr(out), "arch", cli_jstr(arch),
                               "params", (json_int_t)nnl_model_param_count(m), "test_acc", cli_jnum(ps.clean, nu),
-                              "train_acc", cli_jnum(res.final_acc, nu), "seconds", cli_jnum(res.seconds, nu),
-                              "images_per_s", cli_jnum(res.images_per_s, nu), "epochs", ps.epochs);
+                              "train_acc", cli_jnum(res.final_acc, nu), "seconds", cli_jnum(train_secs, nu),
+                              "images_per_s", cli_jnum(train_ips, nu), "epochs", ps.epochs);
         ps.epochs = NULL; /* r owns it now */
+        if (r) json_object_set_new(r, "test_seconds", cli_jnum(test_secs, nu));
         if (r) json_object_set_new(r, "train_images", json_integer((json_int_t)train.n));
         if (r && tta) json_object_set_new(r, ni ? "authorized_acc_tta" : "test_acc_tta", cli_jnum(tta_acc, nu));
         if (r && L.n) {
@@ -602,10 +621,11 @@ static int run(int argc, char **argv) {
     } else {
         if (ni)
             printf("authorized accuracy %.2f%%, unauthorized (plain images) %.2f%% after %d epochs (%.1f s, %.0f images/s)\n",
-                   100.0 * ps.trusted, 100.0 * ps.clean, o.epochs, res.seconds, res.images_per_s);
+                   100.0 * ps.trusted, 100.0 * ps.clean, o.epochs, train_secs, train_ips);
         else
             printf("test accuracy %.2f%% after %d epochs (%.1f s, %.0f images/s)\n", 100.0 * ps.clean, o.epochs,
-                   res.seconds, res.images_per_s);
+                   train_secs, train_ips);
+        printf("training took %.1f s; measuring the test set %.1f s more\n", train_secs, test_secs);
         if (tta) printf("with test-time augmentation (level %ld): %.2f%%\n", tta, 100.0 * tta_acc);
         printf("model written to %s", out);
         for (int i = 0; i < L.n; i++)

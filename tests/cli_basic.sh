@@ -28,6 +28,13 @@ grep -q -- "--epochs N" "$tmp/out" && grep -q "default 10" "$tmp/out" && ok || b
 expect_ok "train --help" "$nnlock" train --help
 expect_ok "train" "$nnlock" train --data data --arch dense32,relu,dense --epochs 3 --quiet -o m.nnl
 grep -q "test accuracy" "$tmp/out" && ok || bad "train printed no accuracy"
+expect_ok "train --eval-last --json" "$nnlock" train --data data --arch dense32,relu,dense --epochs 3 --eval-last --json -q -o ml.nnl
+/usr/bin/python3 - "$tmp/out" <<'PY' && ok || bad "train --eval-last: the test set measured after the last epoch only"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["test_acc"] > 0.5 and d["seconds"] > 0 and d["test_seconds"] >= 0, d
+assert [e["test_acc"] is None for e in d["epochs"]] == [True, True, False], d["epochs"]
+PY
 expect_ok "eval" "$nnlock" eval m.nnl --data data
 acc=$(sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
 awk -v a="$acc" 'BEGIN { exit !(a > 90) }' && ok || bad "eval accuracy $acc <= 90"
