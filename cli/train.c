@@ -53,7 +53,7 @@ static void usage(FILE *out) {
         "      --triangle A,P,E   with --schedule triangle: lr x A at the start, lr at fraction P of\n"
         "                         the run, lr x E at its end (default 0.2,0.23,0.07)\n"
         "      --lookahead N,S,D,P  every N steps from epoch S, average the weights (decay D^N x\n"
-        "                         (step/steps)^P, airbench's EMA); e.g. 5,3,0.95,3 (default off)\n"
+        "                         (step/steps)^P, airbench's EMA); e.g. 5,0,0.95,3 (default off)\n"
         "      --tta L            report the final test accuracy with test-time augmentation:\n"
         "                         0 none, 1 mirror, 2 mirror and translate (default 0)\n"
         "      --recipe NAME      airbench: airbench94's recipe on the airbench network (batch 1024,\n"
@@ -227,7 +227,7 @@ static void recipe_airbench(nnl_train_opts *o, const char **arch, long *tta, int
     o->whiten_bias_epochs = 3.0f;
     o->schedule = NNL_SCHED_TRIANGLE;
     o->sched_start = 0.2f; o->sched_peak = 0.23f; o->sched_end = 0.07f;
-    o->ema_every = 5; o->ema_start = 3.0f; o->ema_decay = 0.95f; o->ema_pow = 3.0f;
+    o->ema_every = 5; o->ema_start = 0.0f; o->ema_decay = 0.95f; o->ema_pow = 3.0f; /* from the first step */
     o->augment_translate = 2;
     o->augment_flip = 2;
     o->drop_last = 1;

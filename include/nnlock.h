@@ -326,7 +326,7 @@ typedef struct nnl_train_opts {
                             at the fraction sched_peak of the run, lr x end at its last step */
     int ema_every;       /* Lookahead (airbench's EMA): every N steps, from epoch ema_start, the weights
                             become ema += (1 - rho) (w - ema), w = ema, with rho = ema_decay^N x
-                            (step / steps)^ema_pow; and w = ema at the end of each epoch. 0: off */
+                            (step / steps)^ema_pow; and w = ema at the end of the run. 0: off */
     float ema_start, ema_decay, ema_pow;
     const nnl_hooks *hooks;       /* training-time hook (labels, inputs), may be NULL */
     const nnl_hooks *eval_hooks;  /* hook for the per-epoch test pass, may be NULL */

@@ -44,6 +44,7 @@
  * compared with PyTorch (different random masks): only its eval mode is checked here;
  * test_gradcheck covers the training mode. */
 #include "nn/model.h"
+#include "train/lookahead.h"
 #include "train/optim.h"
 #include "testutil.h"
 
@@ -409,7 +410,13 @@ typedef struct mrun {
     /* 0: the defaults (momentum 0.9, no label smoothing, batch-norm biases at the plain rate,
      * batch-norm momentum 0.1) */
     float momentum, smoothing, bn_bias_lr, bn_momentum;
+    int la_every;            /* Lookahead every this many steps (decay LA_DECAY, power LA_POW); 0: off */
 } mrun;
+
+/* Lookahead's settings in the tests: strong enough in 5 steps to move the result far past
+ * the tolerance if any part of it were wrong (airbench's 0.95 and 3 barely act so soon). */
+#define LA_DECAY 0.8f
+#define LA_POW 1.0f
 
 typedef struct mdef {
     const char *name;
@@ -429,15 +436,15 @@ typedef struct mdef {
 
 static const mdef MODELS[] = {
     {"mlp", 1, 28, 28, 11, 3,
-     {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0, 0, 0, 0, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0, 0, 0, 0, 0},
-      {"adam", NNL_OPT_ADAM, 0, 1e-3f, ADAM_EPS, 0, 0, 0, 0}}, NULL},
+     {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0, 0, 0, 0, 0, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0, 0, 0, 0, 0, 0},
+      {"adam", NNL_OPT_ADAM, 0, 1e-3f, ADAM_EPS, 0, 0, 0, 0, 0}}, NULL},
     {"cnn", 3, 32, 32, 12, 2,
-     {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0, 0, 0, 0, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0, 0, 0, 0, 0}}, NULL},
+     {{"sgd", NNL_OPT_SGD, 0, 0.05f, 0, 0, 0, 0, 0, 0}, {"nesterov", NNL_OPT_SGD, 1, 0.05f, 0, 0, 0, 0, 0, 0}}, NULL},
     /* airbench's parts (torch_ref.py airmini): a whitening layer whose weights stay, GELU,
      * a convolution without bias, a batch-norm with its scale fixed and its bias at 64 times
      * the rate (a 64th of the decay), a linear layer without bias, a constant factor; Nesterov
      * with momentum 0.85, label smoothing 0.2, batch-norm momentum 0.4. */
-    {"airmini", 3, 9, 9, 13, 1, {{"airbench", NNL_OPT_SGD, 1, 0.05f, 0, 0.85f, 0.2f, 64.0f, 0.4f}},
+    {"airmini", 3, 9, 9, 13, 1, {{"airbench", NNL_OPT_SGD, 1, 0.05f, 0, 0.85f, 0.2f, 64.0f, 0.4f, 2}},
      "conv24k2w,gelu,conv16k3p1b0,maxpool2,bnb,gelu,flatten,denseb0,scale0.5"},
 };
 #define NMODELS (int)(sizeof MODELS / sizeof MODELS[0])
@@ -556,10 +563,16 @@ static int run_models(FILE *f) {
             CHECK_MSG(st == NNL_OK, "%s/%s: optimizer: %s", d->name, run->name, nnl_errmsg());
             if (st) break;
             nnl_optim_segments(&opt, m, &o, 0.0);
-            const float hyper[12] = {(float)run->optimizer, o.lr, o.momentum, o.weight_decay, (float)o.nesterov,
-                                     o.beta1, o.beta2, o.eps, ri == 0, o.label_smoothing, o.bn_bias_lr, bn_mom};
+            o.ema_every = run->la_every; o.ema_start = 0.0f; o.ema_decay = LA_DECAY; o.ema_pow = LA_POW;
+            nnl_lookahead la;
+            st = nnl_lookahead_init(&la, &o, m, STEPS);
+            CHECK_MSG(st == NNL_OK, "%s/%s: Lookahead: %s", d->name, run->name, nnl_errmsg());
+            if (st) break;
+            const float hyper[16] = {(float)run->optimizer, o.lr, o.momentum, o.weight_decay, (float)o.nesterov,
+                                     o.beta1, o.beta2, o.eps, ri == 0, o.label_smoothing, o.bn_bias_lr, bn_mom,
+                                     (float)o.ema_every, o.ema_decay, o.ema_pow, STEPS};
             snprintf(name, sizeof name, "%s/%s/hyper", d->name, run->name);
-            put(f, name, "f4", hyper, sizeof(float), 1, (int[]){12});
+            put(f, name, "f4", hyper, sizeof(float), 1, (int[]){16});
             float dlog[BATCH * NCLASS];
             for (int t = 0; t < STEPS; t++) {
                 const float *z = nnl_model_forward(m, x + (size_t)t * BATCH * in, BATCH, 1, 1, (uint64_t)t, bn_mom);
@@ -588,7 +601,11 @@ static int run_models(FILE *f) {
                     memcpy(res->grad0, m->grads, m->nparams * sizeof(float));
                 }
                 nnl_optim_step(&opt, m->params, m->grads, o.lr);
+                st = nnl_lookahead_step(&la, m, (uint64_t)t + 1, 0.0);
+                CHECK_MSG(st == NNL_OK, "%s/%s: Lookahead: %s", d->name, run->name, nnl_errmsg());
             }
+            nnl_lookahead_finish(&la, m);
+            nnl_lookahead_free(&la);
             nnl_optim_free(&opt);
             if (d->arch) {
                 /* Test-time augmentation on 8-bit images normalised to their own values (mean 0,

@@ -1,5 +1,6 @@
 /* The training loop. Everything a batch needs is allocated before the first batch. */
 #include "batch.h"
+#include "lookahead.h"
 #include "optim.h"
 
 #include <math.h>
@@ -55,22 +56,6 @@ static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
     }
 }
 
-/* ema += a (w - ema), then w = ema, over the parameters and the batch-norm statistics. */
-static void lookahead(float *ema, nnl_model *m, float a) {
-    float *parts[2] = {m->params, m->state};
-    size_t sizes[2] = {m->nparams, m->nstate}, off = 0;
-    for (int k = 0; k < 2; k++) {
-        float *w = parts[k], *e = ema + off;
-        size_t n = sizes[k];
-        #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n > 100000)
-        for (size_t i = 0; i < n; i++) {
-            e[i] += a * (w[i] - e[i]);
-            w[i] = e[i];
-        }
-        off += n;
-    }
-}
-
 typedef struct { const nnl_optim *opt; float *params; const float *grads; float lr; } update_ctx;
 static void update_slice(void *user, size_t begin, size_t end) {
     const update_ctx *u = user;
@@ -110,8 +95,11 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
     double t0 = nnl_now(), test_acc = -1.0, loss_sum = 0.0;
     int64_t correct = 0, seen = 0, total_seen = 0;
     uint64_t step = 0;
-    float *ema = NULL;   /* Lookahead: the averaged parameters, then the batch-norm statistics */
-    size_t nema = m->nparams + m->nstate;
+    nnl_lookahead la;
+    if ((st = nnl_lookahead_init(&la, o, m, total_steps))) {
+        nnl_batcher_free(&b); nnl_optim_free(&opt); free(perm); nnl_free(dlogits);
+        return st;
+    }
     for (int ep = 0; ep < epochs && st == NNL_OK; ep++) {
         shuffle(perm, train->n, o->seed, ep);
         loss_sum = 0.0; correct = 0; seen = 0;
@@ -148,16 +136,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
                 nnl_optim_step(&opt, m->params, m->grads, (float)lr);
             }
             /* Lookahead: counted in steps done, as airbench counts them. */
-            if (o->ema_every > 0 && ep >= o->ema_start && (step + 1) % (uint64_t)o->ema_every == 0) {
-                if (!ema) {
-                    if (!(ema = nnl_alloc(nema * sizeof(float)))) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory"); break; }
-                    memcpy(ema, m->params, m->nparams * sizeof(float));
-                    memcpy(ema + m->nparams, m->state, m->nstate * sizeof(float));
-                } else {
-                    double rho = pow(o->ema_decay, o->ema_every) * pow((double)(step + 1) / (double)total_steps, o->ema_pow);
-                    lookahead(ema, m, (float)(1.0 - rho));
-                }
-            }
+            if ((st = nnl_lookahead_step(&la, m, step + 1, (double)ep))) break;
             loss_sum += loss * n; seen += n; total_seen += n;
             if (o->progress) {
                 double el = nnl_now() - t0, ips = total_seen / (el > 1e-9 ? el : 1e-9);
@@ -168,7 +147,9 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
             }
         }
         if (st) break;
-        if (ema) lookahead(ema, m, 0.0f); /* the averaged weights at every epoch's end */
+        /* The run ends on the averaged weights (airbench: a last update with decay 1, w = ema);
+         * between updates, and at the other epochs' ends, the weights are the optimizer's. */
+        if (ep == epochs - 1) nnl_lookahead_finish(&la, m);
         double test_loss = 0.0;
         if (test) {
             nnl_eval ev;
@@ -196,7 +177,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
     }
     nnl_batcher_free(&b);
     nnl_optim_free(&opt);
-    nnl_free(ema);
+    nnl_lookahead_free(&la);
     free(perm);
     nnl_free(dlogits);
     return st;

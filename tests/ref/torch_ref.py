@@ -355,6 +355,8 @@ def model_runs(W, c2py):
             hyper = [float(v) for v in c2py["%s/%s/hyper" % (name, run)]]
             opt_kind, lr, mom, wd, nest, b1, b2, eps, grad0 = hyper[:9]
             smoothing, bn_bias_lr, bn_mom = hyper[9:12] if len(hyper) >= 12 else (0.0, 0.0, BN_MOMENTUM)
+            la_every, la_decay, la_pow, la_total = hyper[12:16] if len(hyper) >= 16 else (0, 0, 0, 1)
+            la_every = int(la_every)
             net = make().double()
             for mod in net.modules():
                 if isinstance(mod, nn.BatchNorm2d):
@@ -377,6 +379,10 @@ def model_runs(W, c2py):
             else:
                 opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
             hist, tally = [], [0, 0]
+            # airbench94.py's Lookahead: an average of the whole state_dict (batch-norm statistics
+            # too) from the initial weights; every la_every steps ema.lerp_(w, 1 - decay), w = ema,
+            # decay = la_decay^la_every (steps / total)^la_pow; w = ema at the end.
+            ema = {k: v.clone() for k, v in net.state_dict().items() if v.dtype.is_floating_point} if la_every else None
             for t in range(xs.shape[0]):
                 opt.zero_grad()
                 logits = forward_with_ties(net, xs[t], c2py, "%s/%s/step%d" % (name, run, t), tally)
@@ -387,6 +393,18 @@ def model_runs(W, c2py):
                         W.put("%s/%s/grad0/%s" % (name, run, k), p.grad)
                 opt.step()
                 hist.append(loss.item())
+                if ema is not None and (t + 1) % la_every == 0:
+                    decay = la_decay ** la_every * ((t + 1) / la_total) ** la_pow
+                    with torch.no_grad():
+                        for k, v in net.state_dict().items():
+                            if k in ema:
+                                ema[k].lerp_(v, 1 - decay)
+                                v.copy_(ema[k])
+            if ema is not None:
+                with torch.no_grad():
+                    for k, v in net.state_dict().items():
+                        if k in ema:
+                            v.copy_(ema[k])
             W.put("%s/%s/loss" % (name, run), hist)
             W.put("%s/%s/bad_decisions" % (name, run), [tally[0]])
             W.put("%s/%s/tied_decisions" % (name, run), [tally[1]])
