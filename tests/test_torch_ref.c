@@ -223,6 +223,76 @@ static void case_end(const char *cs) {
            g_case_worst <= RTOL ? "" : "  FAIL");
 }
 
+/* ------------------------------------------------------------------ whitening */
+
+/* airbench's whitening layer: nnl_model_whiten on images with correlated channels and
+ * neighbours, against torch.linalg.eigh of the same patch covariance (airbench94.py's
+ * get_whitening_parameters). The weights written here; whiten_case compares. */
+#define WH_N 60
+static nnl_model *g_whiten;
+static int whiten_run(FILE *f) {
+    nnl_model *m;
+    if (nnl_model_create(&m, "conv24k2w,gelu,flatten,dense", 3, 7, 8, NCLASS) || nnl_model_init(m, 3)) {
+        CHECK_MSG(0, "whiten: %s", nnl_errmsg());
+        return 1;
+    }
+    nnl_dataset ds = {0};
+    ds.n = WH_N; ds.c = 3; ds.h = 7; ds.w = 8; ds.nclass = NCLASS;
+    size_t in = 3 * 7 * 8;
+    ds.pixels = malloc(WH_N * in);
+    ds.labels = calloc(WH_N, sizeof(int32_t));
+    if (!ds.pixels || !ds.labels) { fprintf(stderr, "out of memory\n"); exit(2); }
+    nnl_rng r = {77};
+    for (int i = 0; i < WH_N; i++) /* a smooth random field per image, channels mixed */
+        for (int y = 0; y < 7; y++)
+            for (int x = 0; x < 8; x++) {
+                float base = 128.0f + 60.0f * sinf(0.7f * (float)x + 0.3f * (float)i) * cosf(0.5f * (float)y + (float)i);
+                for (int c = 0; c < 3; c++) {
+                    float v = base * (1.0f - 0.2f * (float)c) + 25.0f * nnl_rng_normal(&r) + 20.0f * (float)c;
+                    ds.pixels[(size_t)i * in + ((size_t)c * 7 + y) * 8 + x] = (uint8_t)fminf(255.0f, fmaxf(0.0f, v));
+                }
+            }
+    const float mean[3] = {0.45f, 0.4f, 0.5f}, sd[3] = {0.25f, 0.2f, 0.3f};
+    int st = nnl_model_set_norm(m, mean, sd);
+    if (!st) st = nnl_model_whiten(m, &ds, WH_N, 5e-4f);
+    CHECK_MSG(st == NNL_OK, "whiten: %s", nnl_errmsg());
+    uint8_t *px = ds.pixels;
+    float *pf = malloc(WH_N * in * sizeof(float));
+    if (!pf) exit(2);
+    for (size_t i = 0; i < WH_N * in; i++) pf[i] = px[i];
+    put(f, "whiten/pixels", "f4", pf, sizeof(float), 4, (int[]){WH_N, 3, 7, 8});
+    put(f, "whiten/mean", "f4", mean, sizeof(float), 1, (int[]){3});
+    put(f, "whiten/std", "f4", sd, sizeof(float), 1, (int[]){3});
+    free(pf);
+    nnl_dataset_free(&ds);
+    g_whiten = m;
+    return st;
+}
+
+/* The 12 eigen-filters and their negatives, each up to its sign (eigh's choice). */
+static void whiten_case(void) {
+    const char *cs = "whiten";
+    case_begin();
+    const arr *ref = get("whiten/weight");
+    if (!g_whiten || !ref) return;
+    const nnl_layer *L = &g_whiten->layers[0];
+    const float *w = g_whiten->params + L->w_off;
+    CHECK_MSG(ref->n == L->w_n && L->w_n == 24 * 12, "whiten: %zu weights, PyTorch %zu", L->w_n, ref->n);
+    if (ref->n != L->w_n) return;
+    float flipped[24 * 12];
+    for (int i = 0; i < 12; i++) {
+        double dot = 0;
+        for (int k = 0; k < 12; k++) dot += (double)w[i * 12 + k] * ref->data[i * 12 + k];
+        float s = dot < 0 ? -1.0f : 1.0f;
+        for (int k = 0; k < 12; k++) {
+            flipped[i * 12 + k] = s * ref->data[i * 12 + k];
+            flipped[(i + 12) * 12 + k] = s * ref->data[(i + 12) * 12 + k];
+        }
+    }
+    cmp(cs, "weight (up to each eigenvector's sign)", w, flipped, 1.0, L->w_n, 0.0);
+    case_end(cs);
+}
+
 /* ------------------------------------------------------------------ single layers */
 
 typedef struct lcase {
@@ -777,6 +847,7 @@ int main(void) {
     if (!f) { perror(c2py); return 1; }
     fputs("NNLREF2\n", f);
     int st = run_models(f);
+    if (!st) st = whiten_run(f);
     if (fclose(f) != 0 || g_write_failed) { fprintf(stderr, "%s: write failed\n", c2py); return 1; }
     if (st) return nnl_test_finish("test_torch_ref");
     double t_models = nnl_now() - t0;
@@ -798,6 +869,9 @@ int main(void) {
     printf("softmax cross-entropy:\n");
     static const char *const xc[] = {"xent_hard", "xent_soft", "xent_hard_ls", "xent_soft_ls", "xent_hard_large"};
     for (size_t i = 0; i < sizeof xc / sizeof xc[0]; i++) xent_case(xc[i]);
+    printf("whitening layer (patch covariance eigenvectors):\n");
+    whiten_case();
+    nnl_model_free(g_whiten);
     printf("%d optimizer steps, batch %d (losses, step-1 gradients of the first run, final weights "
            "and statistics):\n", STEPS, BATCH);
     g_floor = MODEL_FLOOR;

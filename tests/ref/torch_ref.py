@@ -432,6 +432,25 @@ def tta_case(W, net, c2py, prefix):
             W.put("%s/tta%d_correct" % (prefix, lv), [int((logits.argmax(1) == y).sum())])
 
 
+def whiten_case(W, c2py):
+    """airbench94.py's whitening init: eigenvectors of the 2x2 patch covariance of the
+    normalised images, largest first, scaled by 1/sqrt(eigenvalue + 5e-4), then negated."""
+    if "whiten/pixels" not in c2py:
+        return
+    x = torch.from_numpy(c2py["whiten/pixels"].astype(np.float64)) / 255.0
+    mean = torch.from_numpy(c2py["whiten/mean"].astype(np.float64)).view(1, -1, 1, 1)
+    std = torch.from_numpy(c2py["whiten/std"].astype(np.float64)).view(1, -1, 1, 1)
+    x = (x - mean) / std
+    c = x.shape[1]
+    patches = x.unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, c, 2, 2)
+    flat = patches.reshape(patches.shape[0], -1)
+    cov = flat.T @ flat / flat.shape[0]
+    vals, vecs = torch.linalg.eigh(cov, UPLO="U")
+    vals, vecs = vals.flip(0).view(-1, 1, 1, 1), vecs.T.reshape(c * 4, c, 2, 2).flip(0)
+    scaled = vecs / torch.sqrt(vals + 5e-4)
+    W.put("whiten/weight", torch.cat((scaled, -scaled)))
+
+
 def main():
     if len(sys.argv) != 2:
         raise SystemExit("usage: torch_ref.py DIR")
@@ -443,6 +462,7 @@ def main():
     layers(W)
     losses(W)
     model_runs(W, c2py)
+    whiten_case(W, c2py)
     W.close()
     os.replace(path + ".tmp", path)
 
