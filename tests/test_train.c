@@ -3,6 +3,7 @@
 #include "nn/model.h"
 #include "synth.h"
 #include "testutil.h"
+#include "train/batch.h"
 #include "train/optim.h"
 
 #include <math.h>
@@ -380,6 +381,127 @@ static void test_dense_dx(void) {
 #endif
 }
 
+/* ------------------------------------------------------------------ augmentation */
+
+/* PyTorch's 'reflect' index (-1 -> 1, n -> n - 2). */
+static int refl(int x, int n) { return x < 0 ? -x : x >= n ? 2 * n - 2 - x : x; }
+
+/* Image src moved by (dy, dx) after an optional mirror, padded by reflection (mirror_pad) or
+ * zeros: what airbench's pre-flip plus batch_crop, or a padded random crop, gives. */
+static void moved(const uint8_t *src, int c, int h, int w, int dy, int dx, int fl, int mirror_pad, uint8_t *out) {
+    for (int k = 0; k < c; k++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int sy = y + dy, sx = (fl ? w - 1 - x : x) + dx, v = 0;
+                if (mirror_pad) v = src[((size_t)k * h + refl(sy, h)) * w + refl(sx, w)];
+                else if (sy >= 0 && sy < h && sx >= 0 && sx < w) v = src[((size_t)k * h + sy) * w + sx];
+                out[((size_t)k * h + y) * w + x] = (uint8_t)v;
+            }
+}
+
+/* Which (dy, dx, flip) makes out from src: shift index (dy + r) * (2r + 1) + dx + r, plus
+ * (2r + 1)^2 when flipped, or -1 if none does. */
+static int which_move(const uint8_t *src, const uint8_t *out, int c, int h, int w, int r, int mirror_pad) {
+    uint8_t buf[2 * 8 * 9];
+    int side = 2 * r + 1;
+    for (int fl = 0; fl < 2; fl++)
+        for (int dy = -r; dy <= r; dy++)
+            for (int dx = -r; dx <= r; dx++) {
+                moved(src, c, h, w, dy, dx, fl, mirror_pad, buf);
+                if (!memcmp(buf, out, (size_t)c * h * w)) return fl * side * side + (dy + r) * side + dx + r;
+            }
+    return -1;
+}
+
+/* The batcher's augmentation against its definition: every translation and crop in range,
+ * about uniformly; the alternating flip fixed per image and inverted every other epoch;
+ * the random flip about half the time. */
+static void test_augmentation(void) {
+    enum { N = 400, C = 2, H = 8, W = 9, R = 2 };
+    nnl_dataset ds = {0};
+    ds.n = N; ds.c = C; ds.h = H; ds.w = W; ds.nclass = 2;
+    ds.pixels = malloc((size_t)N * C * H * W);
+    ds.labels = calloc(N, sizeof(int32_t));
+    if (!ds.pixels || !ds.labels) exit(2);
+    nnl_rng r = {5};
+    for (size_t i = 0; i < (size_t)N * C * H * W; i++) ds.pixels[i] = (uint8_t)nnl_rng_below(&r, 256);
+    int64_t idx[N];
+    for (int i = 0; i < N; i++) idx[i] = i;
+    nnl_batcher b;
+    CHECK(nnl_batcher_init(&b, N, &ds) == NNL_OK);
+    const size_t in = (size_t)C * H * W;
+    const int side = 2 * R + 1, nshift = side * side;
+    static const char *const kind[] = {"crop (zero padding)", "translate (reflect padding)"};
+    for (int mirror_pad = 0; mirror_pad < 2; mirror_pad++) {
+        nnl_augment aug = {mirror_pad ? 0 : R, mirror_pad ? R : 0, 0, 0, 9};
+        nnl_batcher_fill(&b, &ds, idx, N, &aug, NULL, 1234);
+        int hist[2 * 25] = {0}, bad = 0;
+        for (int i = 0; i < N; i++) {
+            int k = which_move(ds.pixels + i * in, b.px + i * in, C, H, W, R, mirror_pad);
+            if (k < 0 || k >= nshift) bad++; else hist[k]++;
+        }
+        int lo = N, hi = 0;
+        for (int k = 0; k < nshift; k++) { lo = hist[k] < lo ? hist[k] : lo; hi = hist[k] > hi ? hist[k] : hi; }
+        fprintf(stderr, "  %-28s %d of %d images not a move in range; shifts seen %d..%d times (16 expected)\n",
+                kind[mirror_pad], bad, N, lo, hi);
+        CHECK_MSG(bad == 0, "%s: %d images are not the source moved by at most %d", kind[mirror_pad], bad, R);
+        CHECK_MSG(lo >= 4 && hi <= 36, "%s: shifts not uniform (%d..%d of %d)", kind[mirror_pad], lo, hi, N);
+    }
+    /* The alternating flip: epochs 0 and 2 alike, epoch 1 the mirror of epoch 0, about
+     * half the images flipped; the same per image for the run's seed, other for another. */
+    uint8_t *e0 = malloc((size_t)N * in), *mir = malloc(in);
+    if (!e0 || !mir) exit(2);
+    int flipped = 0, ok1 = 1, ok2 = 1;
+    for (int ep = 0; ep < 3; ep++) {
+        nnl_augment aug = {0, 0, 2, ep, 9};
+        nnl_batcher_fill(&b, &ds, idx, N, &aug, NULL, 77 + (uint64_t)ep);
+        for (int i = 0; i < N; i++) {
+            const uint8_t *o = b.px + i * in;
+            if (ep == 0) {
+                memcpy(e0 + i * in, o, in);
+                flipped += memcmp(o, ds.pixels + i * in, in) != 0;
+                continue;
+            }
+            moved(e0 + i * in, C, H, W, 0, 0, ep == 1, 1, mir);
+            if (memcmp(mir, o, in)) { if (ep == 1) ok1 = 0; else ok2 = 0; }
+        }
+    }
+    fprintf(stderr, "  %-28s %d of %d flipped at epoch 0\n", "alternating flip", flipped, N);
+    CHECK_MSG(ok1, "alternating flip: epoch 1 is not the mirror of epoch 0");
+    CHECK_MSG(ok2, "alternating flip: epoch 2 differs from epoch 0");
+    CHECK_MSG(flipped > N * 35 / 100 && flipped < N * 65 / 100, "alternating flip: %d of %d flipped", flipped, N);
+    nnl_augment other = {0, 0, 2, 0, 10};
+    nnl_batcher_fill(&b, &ds, idx, N, &other, NULL, 77);
+    CHECK_MSG(memcmp(b.px, e0, (size_t)N * in) != 0, "alternating flip: the same choice for another run seed");
+    /* With translation as well: each image is a move of its own flip state (airbench's
+     * pre-flipped, padded copy), that state inverted at epoch 1. */
+    int badt = 0;
+    for (int ep = 0; ep < 2; ep++) {
+        nnl_augment aug = {0, R, 2, ep, 9};
+        nnl_batcher_fill(&b, &ds, idx, N, &aug, NULL, 500 + (uint64_t)ep);
+        for (int i = 0; i < N; i++) {
+            int fl0 = memcmp(e0 + i * in, ds.pixels + i * in, in) != 0;
+            int k = which_move(ds.pixels + i * in, b.px + i * in, C, H, W, R, 1);
+            if (k < 0 || (k >= nshift) != (fl0 ^ ep)) badt++;
+        }
+    }
+    CHECK_MSG(badt == 0, "alternating flip with translation: %d images not a move of their flip state", badt);
+    /* The random flip: about half, and not the same images every epoch. */
+    nnl_augment rf = {0, 0, 1, 0, 9};
+    nnl_batcher_fill(&b, &ds, idx, N, &rf, NULL, 1);
+    int f1 = 0, same = 0;
+    for (int i = 0; i < N; i++) f1 += memcmp(b.px + i * in, ds.pixels + i * in, in) != 0;
+    memcpy(e0, b.px, (size_t)N * in);
+    nnl_batcher_fill(&b, &ds, idx, N, &rf, NULL, 2);
+    for (int i = 0; i < N; i++) same += !memcmp(b.px + i * in, e0 + i * in, in);
+    fprintf(stderr, "  %-28s %d of %d flipped; %d alike under another seed\n", "random flip", f1, N, same);
+    CHECK_MSG(f1 > N * 35 / 100 && f1 < N * 65 / 100, "random flip: %d of %d flipped", f1, N);
+    CHECK_MSG(same > N * 35 / 100 && same < N * 65 / 100, "random flip: %d of %d alike under another seed", same, N);
+    free(e0); free(mir);
+    nnl_batcher_free(&b);
+    nnl_dataset_free(&ds);
+}
+
 int main(void) {
     test_dense_sgd();
     test_dense_fwd();
@@ -395,5 +517,6 @@ int main(void) {
     test_sgd_rule();
     test_schedules();
     test_bad_options();
+    test_augmentation();
     return nnl_test_finish("test_train");
 }
