@@ -6,6 +6,7 @@
  * the first step is a warm-up and is not counted. -w 0 runs every convolution through
  * im2col, -w 1 through Winograd F(2x2) wherever it fits, -w 2 through F(4x4) (default,
  * or -w -1: conv2d.c's own choice). */
+#include "layer_times.h"
 #include "nn/model.h"
 #include "nn/winograd.h"
 
@@ -42,35 +43,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_layers: %s\n", nnl_errmsg());
         return 1;
     }
-    m->chain = 0; /* per-layer timing needs the layer-by-layer path */
     if (unfold) m->fold = 0;
     int nl = m->nlayers;
     double *tf = calloc((size_t)nl, sizeof(double)), *tb = calloc((size_t)nl, sizeof(double));
-    float *dlogits = malloc((size_t)batch * 10 * sizeof(float));
-    nnl_rng r = {7};
-    size_t in = (size_t)batch * nnl_shape_size(m->input);
-    for (size_t i = 0; i < in; i++) m->acts[0][i] = nnl_rng_uniform(&r) * 2.0f - 1.0f;
-    for (int i = 0; i < batch * 10; i++) dlogits[i] = (nnl_rng_uniform(&r) - 0.5f) / (float)batch;
-    nnl_pass P = nnl_model_pass(m, batch, 1, 1, 0, 0.1f);
-    for (int s = 0; s <= steps; s++) {
-        for (int i = 0; i < nl; i++) {
-            double t0 = nnl_now();
-            nnl_model_layer_forward(m, &P, i);
-            if (s) tf[i] += nnl_now() - t0;
-        }
-        nnl_model_backward_begin(m, dlogits, batch);
-        for (int i = nl - 1; i >= 0; i--) {
-            double t0 = nnl_now();
-            nnl_model_layer_backward(m, &P, i);
-            if (s) tb[i] += nnl_now() - t0;
-        }
+    if (!tf || !tb || layer_times(m, batch, steps, tf, tb)) {
+        fprintf(stderr, "bench_layers: out of memory\n");
+        return 1;
     }
     double sf = 0, sb = 0;
     printf("%-4s %-10s %-12s %9s %9s %9s %9s\n", "#", "layer", "output", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
     for (int i = 0; i < nl; i++) {
         const nnl_layer *L = &m->layers[i];
         const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
-        double f = tf[i] / steps * 1e3, b = tb[i] / steps * 1e3, macs = ops->macs(L) * batch;
+        double f = tf[i] * 1e3, b = tb[i] * 1e3, macs = ops->macs(L) * batch;
         char shape[32];
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
         int mult = L->kind == NNL_L_CONV2D || L->kind == NNL_L_DENSE;
@@ -81,7 +66,7 @@ int main(int argc, char **argv) {
     }
     printf("total forward %.3f ms, backward %.3f ms, step %.3f ms = %.1f images/s (layers only)\n", sf, sb,
            sf + sb, batch / ((sf + sb) * 1e-3));
-    free(tf); free(tb); free(dlogits);
+    free(tf); free(tb);
     nnl_model_free(m);
     return 0;
 }

@@ -4,6 +4,7 @@
  *   case=<name> value=<float>
  * Data are synthetic 8-bit images: the figures include nnlock's batching and
  * normalisation, which the PyTorch side (float tensors ready in memory) skips. */
+#include "layer_times.h"
 #include "nn/model.h"
 
 #include <cblas.h>
@@ -41,16 +42,18 @@ static void on_batch(const nnl_progress *p, void *user) {
     c->t_end = nnl_now(); c->b_end = p->batch;
 }
 
-/* images/s of nnl_train on n images (one epoch, batch 128), after the first batch. */
+/* images/s of nnl_train on n images (one epoch, batch g_batch), after the first batch. */
+static int g_batch = 128;
 static double train_rate(const char *arch, const nnl_dataset *ds, int64_t n) {
     nnl_dataset sub = *ds;
-    sub.n = n / 128 * 128 < 256 ? 256 : n / 128 * 128;   /* whole batches only */
+    const int64_t bs = g_batch;
+    sub.n = n / bs * bs < 2 * bs ? 2 * bs : n / bs * bs;   /* whole batches only */
     nnl_model *m;
     if (nnl_model_create(&m, arch, ds->c, ds->h, ds->w, 10)) { fprintf(stderr, "%s\n", nnl_errmsg()); exit(1); }
     nnl_model_init(m, 1);
     nnl_train_opts o;
     nnl_train_opts_default(&o);
-    o.epochs = 1; o.batch = 128; o.lr = 0.01f; o.compute_norm = 0;
+    o.epochs = 1; o.batch = g_batch; o.lr = 0.01f; o.compute_norm = 0;
     rate_clock clk = {0};
     o.progress = on_batch; o.progress_user = &clk;
     nnl_train_result r;
@@ -64,9 +67,9 @@ static double bench_train(const char *name, const char *arch, int c, int hw) {
     nnl_dataset ds;
     random_dataset(&ds, 60000, c, hw, hw);
     /* A short run sizes the timed one to about g_seconds. */
-    double est = train_rate(arch, &ds, 1280);
+    double est = train_rate(arch, &ds, 10 * g_batch);
     int64_t n = (int64_t)(est * g_seconds);
-    if (n < 1280) n = 1280;
+    if (n < 10 * g_batch) n = 10 * g_batch;
     if (n > ds.n) n = ds.n;
     double best = 0.0;
     for (int rep = 0; rep < 2; rep++) {
@@ -118,9 +121,10 @@ static double sgemm_rate(int n, int m_, int k) {
     return best;
 }
 
-/* The FMA peak, measured: each thread runs 12 independent chains of 16-wide fused
- * multiply-adds (enough to cover the FMA latency on two pipes) for about a second. */
-__attribute__((target("avx512f"))) static double fma_chains(long iters) {
+/* The FMA peak, measured: each thread runs 12 independent chains of fused multiply-adds
+ * (enough to cover the FMA latency on two pipes) for about a second, 16 floats wide with
+ * AVX-512 and 8 with AVX2, the widest the CPU has. */
+__attribute__((target("avx512f"))) static double fma_chains512(long iters) {
     __m512 acc[12], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
     for (int k = 0; k < 12; k++) acc[k] = _mm512_set1_ps((float)k);
     for (long i = 0; i < iters; i++)
@@ -129,17 +133,27 @@ __attribute__((target("avx512f"))) static double fma_chains(long iters) {
     for (int k = 0; k < 12; k++) { _mm512_storeu_ps(out, acc[k]); sum += out[0]; }
     return sum;  /* keeps the loop alive */
 }
+__attribute__((target("avx2,fma"))) static double fma_chains256(long iters) {
+    __m256 acc[12], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++) acc[k] = _mm256_set1_ps((float)k);
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++) acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+    float out[8], sum = 0.0f;
+    for (int k = 0; k < 12; k++) { _mm256_storeu_ps(out, acc[k]); sum += out[0]; }
+    return sum;
+}
 
 static double fma_peak_gflops(void) {
-    if (!__builtin_cpu_supports("avx512f")) return 0.0;
+    int wide = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 0;
+    if (!wide) return 0.0;
     long iters = 20000000;
     volatile double sink = 0.0;
     double best = 0.0;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = nnl_now();
         #pragma omp parallel num_threads(nnl_threads()) reduction(+:sink)
-        sink += fma_chains(iters);
-        double v = (double)iters * 12 * 16 * 2 * nnl_threads() / (nnl_now() - t0) / 1e9;
+        sink += wide == 16 ? fma_chains512(iters) : fma_chains256(iters);
+        double v = (double)iters * 12 * wide * 2 * nnl_threads() / (nnl_now() - t0) / 1e9;
         if (v > best) best = v;
     }
     return best;
@@ -195,7 +209,8 @@ int main(int argc, char **argv) {
     static const struct option lo[] = {{"threads", 1, 0, 't'}, {"seconds", 1, 0, 's'}, {"cases", 1, 0, 'c'},
                                        {"cli", 1, 0, 'x'}, {0, 0, 0, 0}};
     int threads = 2, c;
-    const char *cases = "mlp_train,mlp_infer,cnn32_train,cnn32_infer,cnn28_train,cnn28_infer,resnet9_train,mlp_rss,sgemm";
+    const char *cases = "mlp_train,mlp_infer,cnn32_train,cnn32_infer,cnn28_train,cnn28_infer,resnet9_train,airbench_train,"
+                        "mlp_rss,sgemm";
     char cli[4096];
     snprintf(cli, sizeof cli, "%s", argv[0]);
     char *slash = strrchr(cli, '/');
@@ -248,6 +263,38 @@ int main(int argc, char **argv) {
         printf("case=fma_peak_gflops value=%.1f\n", peak);
         if (peak > 0) printf("case=resnet9_fraction_of_fma_peak value=%.3f\n", gflops / peak);
         fflush(stdout);
+    }
+    if (has(cases, "airbench_train")) {
+        /* airbench94's network at batch 512: the step's FLOPs per second (as a direct
+         * convolution counts them: Winograd does fewer multiplies, so this may pass the
+         * peak), and those of its large layers (the convolutions on 64+ channels), against
+         * the FMA peak measured here. */
+        g_batch = 512;
+        double rate = bench_train("airbench_train", "airbench", 3, 32);
+        g_batch = 128;
+        nnl_model *m;
+        if (nnl_model_create(&m, "airbench", 3, 32, 32, 10) || nnl_model_init(m, 1) || nnl_model_prepare(m, 512)) {
+            fprintf(stderr, "%s\n", nnl_errmsg());
+            return 1;
+        }
+        double peak = fma_peak_gflops(), gflops = rate * nnl_model_train_flops(m) / 1e9;
+        double *tf = calloc((size_t)m->nlayers, sizeof(double)), *tb = calloc((size_t)m->nlayers, sizeof(double));
+        if (!tf || !tb || layer_times(m, 512, 2, tf, tb)) { fprintf(stderr, "out of memory\n"); return 1; }
+        double flops = 0, secs = 0;
+        for (int i = 0; i < m->nlayers; i++) {
+            const nnl_layer *L = &m->layers[i];
+            if (L->kind != NNL_L_CONV2D || L->in.c < 64) continue;
+            flops += 2.0 * 3.0 * nnl_layer_ops_of(L->kind)->macs(L) * 512;
+            secs += tf[i] + tb[i];
+        }
+        printf("case=airbench_train_gflops value=%.1f\n", gflops);
+        printf("case=fma_peak_gflops value=%.1f\n", peak);
+        if (peak > 0) printf("case=airbench_fraction_of_fma_peak value=%.3f\n", gflops / peak);
+        if (secs > 0) printf("case=airbench_large_conv_gflops value=%.1f\n", flops / secs / 1e9);
+        if (peak > 0 && secs > 0) printf("case=airbench_large_conv_fraction_of_fma_peak value=%.3f\n", flops / secs / 1e9 / peak);
+        fflush(stdout);
+        free(tf); free(tb);
+        nnl_model_free(m);
     }
     if (has(cases, "sgemm")) bench_sgemm(mlp_rate);
     if (has(cases, "mlp_rss")) bench_rss(cli);

@@ -23,6 +23,7 @@ Cases (names shared with nnlock's bench_train):
     cnn28_train   same for 28x28x1 (28->14->7->3), batch 128
     cnn28_infer   same, batch 1000
     resnet9_train the DAWNBench ResNet-9 (nnlock's `resnet9`), 32x32x3, batch 128
+    airbench_train airbench94's network (bench/airbench_torch.py; nnlock's `airbench`), batch 512
     mlp_rss       peak RSS (MB) of a fresh process training the mlp for one epoch on a
                   60000x784 float tensor + labels, batch 128
     sgemm         torch.mm GFLOP/s on a 1000x900 @ 900x900 product (informational)
@@ -42,7 +43,7 @@ import torch
 import torch.nn as nn
 
 ALL_CASES = ["mlp_train", "mlp_infer", "cnn32_train", "cnn32_infer",
-             "cnn28_train", "cnn28_infer", "resnet9_train", "mlp_rss", "sgemm"]
+             "cnn28_train", "cnn28_infer", "resnet9_train", "airbench_train", "mlp_rss", "sgemm"]
 
 
 def make_mlp():
@@ -307,6 +308,10 @@ def main():
             v = bench_infer(make_cnn(1, 28), (1, 28, 28), 1000, args.warmup, args.seconds)
         elif case == "resnet9_train":
             v = bench_train(make_resnet9(), (3, 32, 32), 128, 1, args.seconds)
+        elif case == "airbench_train":
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from airbench_torch import make_net
+            v = bench_train(make_net(), (3, 32, 32), 512, 1, args.seconds)
         elif case == "sgemm":
             print(f"case=torch_sgemm_gflops value={bench_sgemm(min(args.seconds, 1.5)):.1f}")
             sys.stdout.flush()
