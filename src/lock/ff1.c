@@ -72,7 +72,7 @@ static int ff1(const uint8_t *key, size_t keylen, const uint8_t *T, size_t t, in
         /* Encryption feeds B and changes A; decryption feeds A and changes B (Algorithm 8). */
         const uint8_t *feed = decrypt ? A : B;
         int nfeed = decrypt ? la : lb;
-        memcpy(Q, T, t);
+        if (t) memcpy(Q, T, t); /* an empty tweak may be NULL */
         memset(Q + t, 0, (size_t)pad);
         Q[t + (size_t)pad] = (uint8_t)i;
         uint64_t x = num(feed, nfeed, radix);
