@@ -12,8 +12,9 @@
 #        scripts/transform_repro.sh "CIFAR-10 (JPEG q75 copy)" /tmp/cifar10 docs/results-transform.md 10 1
 # Environment: ARCH (default cnn), TRAIN_ARGS (flags for every training), BLOCKS (the other
 # block sizes for shuffle, default "2 7": they must divide the image), FT_EPOCHS (transfer
-# learning, default EPOCHS), TRIALS (wrong keys per kind, default 10), BUDGET (key search,
-# default 200), NNLOCK (binary, default build/nnlock), WORK (scratch directory, kept: finished
+# learning, default EPOCHS; 0 skips it), CONFIGS (METHOD:M list replacing the default one), TRIALS (wrong keys per kind, default 10), BUDGET (key search,
+# default 200), NNLOCK (binary, default build/nnlock), NNLOCK_COMMIT (the commit that binary was
+# built from, recorded in the results; default the checkout's HEAD), WORK (scratch directory, kept: finished
 # steps are not redone, so a rerun resumes), THREADS (default all cores).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,9 @@ usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" >&2; exit 2; }
 [ $# -ge 3 ] || usage
 name=$1 data=$2 out=$3 epochs=${4:-10} seeds=${5:-1}
 [ -e "$data" ] || { echo "transform_repro: no data set at '$data'" >&2; exit 2; }
-case $epochs$seeds in *[!0-9]*|"") echo "transform_repro: EPOCHS and SEEDS must be positive integers" >&2; exit 2 ;; esac
+case $seeds in *[!0-9]*|"") echo "transform_repro: SEEDS must be a positive integer" >&2; exit 2 ;; esac
+# EPOCHS may be fractional (airbench's recipe trains 9.9 epochs).
+[[ $epochs =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "transform_repro: EPOCHS must be a positive number, got '$epochs'" >&2; exit 2; }
 nnlock=${NNLOCK:-$root/build/nnlock}
 [ -x "$nnlock" ] || { echo "transform_repro: no nnlock binary at '$nnlock' (build first or set NNLOCK)" >&2; exit 2; }
 arch=${ARCH:-cnn} blocks=${BLOCKS:-2 7} ft_epochs=${FT_EPOCHS:-$epochs} trials=${TRIALS:-10} budget=${BUDGET:-200}
@@ -29,7 +32,7 @@ threads=${THREADS:-0}
 work=${WORK:-$(mktemp -d /tmp/transform-repro.XXXXXX)}
 mkdir -p "$work"
 read -r -a extra <<< "${TRAIN_ARGS:-}"
-cmdline="$(env | grep -E '^(ARCH|TRAIN_ARGS|BLOCKS|FT_EPOCHS|TRIALS|BUDGET|THREADS)=' | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ')scripts/transform_repro.sh $*"
+cmdline="$(env | grep -E '^(ARCH|TRAIN_ARGS|BLOCKS|CONFIGS|FT_EPOCHS|TRIALS|BUDGET|THREADS)=' | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ')scripts/transform_repro.sh $*"
 log() { echo "transform_repro [$(date +%H:%M:%S)] $*" >&2; }
 
 # step OUT CMD...: runs CMD with its stdout into OUT, unless OUT exists (atomically: a killed
@@ -62,8 +65,12 @@ else:
     print(3, 32, 32)  # the image folders used here (CIFAR-10) are 32x32 colour
 PY
 )
-configs="shuffle:4 np:4 ffx:4"
-for b in $blocks; do configs="$configs shuffle:$b"; done
+if [ -n "${CONFIGS:-}" ]; then
+    configs=$CONFIGS
+else
+    configs="shuffle:4 np:4 ffx:4"
+    for b in $blocks; do configs="$configs shuffle:$b"; done
+fi
 limit=$(/usr/bin/python3 - "$data" <<'PY'
 import glob, gzip, os, struct, sys
 d = sys.argv[1]
@@ -89,7 +96,7 @@ for s in $(seq 1 "$seeds"); do
             --baseline "$work/plain-s$s.nnl" --trials "$trials" --json
         step "$base-s$s.search.json" "$nnlock" attack key-search "$base-s$s.nnl" --data "$data" -t "$threads" \
             --budget "$budget" --key "$key" --json
-        if [ "$block" = 4 ]; then
+        if [ "$block" = 4 ] && [ "$ft_epochs" != 0 ]; then
             # Transfer learning on 10% of the training set: from the plain model, and from scratch.
             step "$base-s$s.ft.json" "$nnlock" train --data "$data" --init "$work/plain-s$s.nnl" --epochs "$ft_epochs" \
                 -t "$threads" --quiet --json ${extra[@]+"${extra[@]}"} --limit "$limit" --seed "$s" --key "$key" \
@@ -103,7 +110,7 @@ done
 minutes=$(( ($(date +%s) - start + 59) / 60 ))
 
 /usr/bin/python3 - "$work" "$out" "$name" "$cmdline" "$seeds" "$configs" "$arch" "$epochs" "$ft_epochs" "$limit" \
-    "$trials" "$budget" "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+    "$trials" "$budget" "${NNLOCK_COMMIT:-$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)}" <<'PY'
 import json, os, re, statistics, sys
 work, out, name, cmdline, seeds, configs, arch, epochs, ft_epochs, limit, trials, budget, commit = sys.argv[1:]
 seeds = int(seeds)
@@ -133,20 +140,33 @@ for cfg in configs.split():
                  f"{pm(g(ev, 'wrong_key_mean'))} / {pm(g(ev, 'wrong_key_max'))} | {pm(g(ev, 'neighbour_key_mean'))} / "
                  f"{pm(g(ev, 'neighbour_key_max'))} | {pm(g(ks, 'random_best'))} / {pm(g(ks, 'climb'))} | "
                  f"{secs(base + '-s1.nnl.json')} |")
+tta = []
+p1 = load(f"{work}/plain-s1.nnl.json")
+if p1 and "test_acc_tta" in p1:
+    tta.append(f"plain {pm([load(f'{work}/plain-s{s}.nnl.json').get('test_acc_tta') for s in range(1, seeds + 1)])}")
+    for cfg in configs.split():
+        method, block = cfg.split(":")
+        tr = [load(f"{work}/{method}-m{block}-s{s}.nnl.json") for s in range(1, seeds + 1)]
+        if any(tr): tta.append(f"{method} M={block} {pm([r.get('authorized_acc_tta') for r in tr if r])}")
+if tta:
+    lines += ["", "The accuracies above are measured by `nnlock eval`, without test-time augmentation. With the "
+              "recipe's test-time augmentation (mirror and translate, measured by `train` at the end, the right key "
+              "applied first): " + "; ".join(tta) + "."]
 lines += ["", "Right key = test accuracy with the key applied to every image (authorized users); plain images = the "
           "locked model on plain test images (unauthorized users); remapped = plain-image accuracy after relabelling the "
           "outputs with a mapping learnt from 1% of the test images; "
           f"wrong keys = {trials} random keys of the method and size, one step off = {trials} keys one swap (shuffle) or "
           f"one flipped position (np, ffx) from the right key; key search = the best of {budget} random keys, and hill "
           f"climbing over {budget} one-step moves, each chosen on 1% of the test images and measured on the other 99%. "
-          f"nnlock {commit}; train s = seconds to train on the 2 cores (other work shared them at times).", "",
+          f"nnlock {commit}; train s = seconds to train on the 2 cores (other work shared them at times)."]
+if ft_epochs != "0": lines += ["",
           f"Transfer learning: the plain model fine-tuned with the key on {limit} training images (10%) for {ft_epochs} "
           "epochs, against the same network trained from scratch with the key on the same images; the full-data right-key "
           "accuracy above is the reference.", "",
           "| Method | M | Fine-tuned from plain | From scratch | Full data |", "|---|---|---|---|---|"]
 for cfg in configs.split():
     method, block = cfg.split(":")
-    if block != "4": continue
+    if block != "4" or ft_epochs == "0": continue
     base = f"{work}/{method}-m{block}"
     ft = [load(f"{base}-s{s}.ft.json") for s in range(1, seeds + 1)]
     sc = [load(f"{base}-s{s}.scratch.json") for s in range(1, seeds + 1)]

@@ -1,9 +1,10 @@
 #!/bin/bash
 # The result scripts end to end on a tiny generated IDX data set, so that they keep working:
 # scripts/mlock_grid.sh (every row of its table, a rerun that resumes, bad arguments),
-# scripts/mlock_repro.sh (the recipe, the judged rows, the kept hand-written part) and
+# scripts/mlock_repro.sh (the recipe, the judged rows, the kept hand-written part),
 # scripts/deeplock_eval.sh (right key bit-identical, the master key recovered, the
-# fine-tuning table). Usage: cli_scripts.sh PATH/TO/nnlock
+# fine-tuning table) and scripts/transform_repro.sh (a part of its grid, transfer learning on
+# and off, a resumed rerun). Usage: cli_scripts.sh PATH/TO/nnlock
 set -u
 nnlock=$(readlink -f "${1:?path to nnlock}")
 src=${NNL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -128,6 +129,25 @@ grep -qE '^\| tiny \| 256-bit \| \*\*yes\*\* \|.*\| true \|$' "$tmp/dl.md" && ok
     && ok || bad "deeplock_eval.sh: fine-tuning table incomplete"
 bash "$src/scripts/deeplock_eval.sh" --nnlock "$nnlock" --wobble > /dev/null 2> "$tmp/err"
 [ $? -ne 0 ] && grep -q "unknown argument '--wobble'" "$tmp/err" && ok || bad "deeplock_eval.sh accepted a bad flag"
+
+# ---- transform_repro.sh: a part of its configurations, fractional epochs, transfer learning
+# on and off, and a rerun that resumes
+trepro() { env ARCH="dense32,relu,dense" TRAIN_ARGS="--batch 32" TRIALS=2 BUDGET=4 NNLOCK=$nnlock "$@"; }
+if trepro WORK=$tmp/tr CONFIGS="shuffle:4 np:2" bash "$src/scripts/transform_repro.sh" Synth "$tmp/data" "$tmp/tr.md" 1.5 1 \
+        > /dev/null 2> "$tmp/tr.err"; then ok; else bad "transform_repro.sh failed: $(tail -3 "$tmp/tr.err")"; fi
+num='[0-9]+\.[0-9]{2}'
+[ "$(grep -cE "^\| (shuffle \| 4|np \| 2) \| $num \| $num \| $num \| $num / $num \| $num / $num \| $num / $num \| [0-9]+ \|$" "$tmp/tr.md")" = 2 ] \
+    && ok || bad "transform_repro.sh: expected the shuffle M=4 and np M=2 rows: $(grep '^|' "$tmp/tr.md" | head -5)"
+grep -qE "^\| shuffle \| 4 \| $num \| $num \| $num \|$" "$tmp/tr.md" && ok || bad "transform_repro.sh: no transfer-learning row"
+grep -q '1.5 epochs' "$tmp/tr.md" && ok || bad "transform_repro.sh: the fractional epochs are not in the results"
+touch -d '2001-01-01' "$tmp"/tr/*.nnl
+trepro WORK=$tmp/tr CONFIGS="shuffle:4 np:2" bash "$src/scripts/transform_repro.sh" Synth "$tmp/data" "$tmp/tr.md" 1.5 1 > /dev/null 2>&1
+[ -z "$(find "$tmp/tr" -name '*.nnl' -newermt '2002-01-01')" ] && ok || bad "transform_repro.sh rerun retrained finished models"
+trepro WORK=$tmp/tr2 CONFIGS="ffx:4" FT_EPOCHS=0 bash "$src/scripts/transform_repro.sh" Other "$tmp/data" "$tmp/tr.md" 1 1 > /dev/null 2>&1
+grep -q '^## Synth' "$tmp/tr.md" && grep -q '^## Other' "$tmp/tr.md" && [ "$(grep -c 'Transfer learning' "$tmp/tr.md")" = 1 ] \
+    && [ -z "$(ls "$tmp"/tr2/*.ft.* 2>/dev/null)" ] && ok || bad "transform_repro.sh: FT_EPOCHS=0 still fine-tuned, or a section was lost"
+bash "$src/scripts/transform_repro.sh" X "$tmp/data" "$tmp/x.md" ten 1 > /dev/null 2> "$tmp/err"
+[ $? = 2 ] && grep -q "EPOCHS must be a positive number, got 'ten'" "$tmp/err" && ok || bad "transform_repro.sh accepted EPOCHS=ten"
 
 echo "cli_scripts: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
