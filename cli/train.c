@@ -453,11 +453,11 @@ static int run(int argc, char **argv) {
             cli_lib_fail(cmd, st);
             goto done;
         }
-        /* A whitening layer needs the normalisation first, then the training images' patches. */
+        /* A whitening layer (below) needs the normalisation first. */
         float mean[NNL_MAX_CHANNELS], stdv[NNL_MAX_CHANNELS];
         nnl_dataset_stats(&train, mean, stdv);
         for (int k = 0; k < train.c; k++) if (stdv[k] < 1e-6f) stdv[k] = 1.0f; /* as nnl_train does */
-        if ((st = nnl_model_set_norm(m, mean, stdv)) || (st = nnl_model_whiten(m, &train, whiten_images, 5e-4f))) {
+        if ((st = nnl_model_set_norm(m, mean, stdv))) {
             cli_lib_fail(cmd, st);
             goto done;
         }
@@ -504,6 +504,12 @@ static int run(int argc, char **argv) {
         o.hooks = &train_hooks;
         if (cli_locks_hooks(&L, cmd, ~0u, &lk.authorized)) goto done;
         lk.on = 1;
+    }
+    /* A new model's whitening layer from the training images' patches as the network sees
+     * them: after the input locks' training hooks (a key-transform lock's transformed images). */
+    if (!init && (st = nnl_model_whiten(m, &train, whiten_images, ni ? &train_hooks : NULL, 5e-4f))) {
+        cli_lib_fail(cmd, st);
+        goto done;
     }
     if (!quiet)
         fprintf(stderr, "training %s (%zu parameters) on %s: %lld images %dx%dx%d, %d classes, %d threads\n", cli_safe(arch),

@@ -217,8 +217,12 @@ int nnl_model_init(nnl_model *m, uint64_t seed);
 /* The whitening layer (a first convolution with the spec flag 'w', e.g. conv24k2w): its filters
  * become the eigenvectors of the covariance of the k x k patches of the first nimages images of
  * ds, normalised with the model's normalisation (set it first), each scaled by 1/sqrt(eigenvalue
- * + eps), and their negatives (airbench; eps 5e-4 there). Nothing to do for a model without one. */
-int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, float eps);
+ * + eps), and their negatives (airbench; eps 5e-4 there). Nothing to do for a model without one.
+ * With hooks (NULL: none) each image first goes through them as a training image does (sample,
+ * then to_float), so that the layer whitens what the network is trained on: the transformed
+ * images of a key-transform lock, not the plain ones. */
+struct nnl_hooks;
+int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, const struct nnl_hooks *hooks, float eps);
 /* Input normalisation applied to 8-bit pixels: x = (p/255 - mean[ch]) / std[ch]. */
 int nnl_model_set_norm(nnl_model *m, const float *mean, const float *std);
 /* Computes the per-channel mean and std of a data set (of pixels / 255). */

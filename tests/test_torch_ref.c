@@ -254,7 +254,7 @@ static int whiten_run(FILE *f) {
             }
     const float mean[3] = {0.45f, 0.4f, 0.5f}, sd[3] = {0.25f, 0.2f, 0.3f};
     int st = nnl_model_set_norm(m, mean, sd);
-    if (!st) st = nnl_model_whiten(m, &ds, WH_N, 5e-4f);
+    if (!st) st = nnl_model_whiten(m, &ds, WH_N, NULL, 5e-4f);
     CHECK_MSG(st == NNL_OK, "whiten: %s", nnl_errmsg());
     uint8_t *px = ds.pixels;
     float *pf = malloc(WH_N * in * sizeof(float));

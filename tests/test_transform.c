@@ -7,6 +7,7 @@
 #include "lock/aes.h"
 #include "lock/fpe.h"
 #include "lock/sha1.h"
+#include "nn/model.h"
 
 #include <math.h>
 #include <sys/stat.h>
@@ -350,6 +351,46 @@ static void test_end_to_end(void) {
     nnl_dataset_free(&te);
 }
 
+/* airbench's whitening layer under a key-transform lock whitens the transformed images
+ * (cli/train.c gives nnl_model_whiten the training hooks): with a shuffle's hooks it is the
+ * whitening of images shuffled beforehand, and ffx's float stage is taken too. */
+static void test_whiten(void) {
+    nnl_dataset ds, pre;
+    CHECK(synth_dataset(&ds, 40, 3, 8, 8, 4, 5) == 0 && synth_dataset(&pre, 40, 3, 8, 8, 4, 5) == 0);
+    const float mean[3] = {0.4f, 0.5f, 0.45f}, sd[3] = {0.2f, 0.25f, 0.3f};
+    float w[4][24 * 12];
+    for (int v = 0; v < 4; v++) { /* 0 plain, 1 shuffle hooks, 2 shuffled beforehand, 3 ffx hooks */
+        nnl_transform t;
+        nnl_transform_opts o;
+        nnl_transform_opts_default(&o);
+        o.method = v == 3 ? NNL_TF_FFX : NNL_TF_SHUFFLE;
+        o.block = 4;
+        o.seed = 3;
+        CHECK(nnl_transform_generate(&t, 3, &o) == NNL_OK);
+        nnl_hooks h;
+        nnl_transform_hooks(&h, &t);
+        if (v == 2)
+            for (int64_t i = 0; i < pre.n; i++) h.sample(h.user, pre.pixels + i * 3 * 64, 3, 8, 8, i, pre.labels[i], 0, NULL);
+        nnl_model *m = NULL;
+        CHECK(nnl_model_create(&m, "conv24k2w,gelu,flatten,dense", 3, 8, 8, 4) == NNL_OK && nnl_model_init(m, 1) == NNL_OK);
+        CHECK(nnl_model_set_norm(m, mean, sd) == NNL_OK);
+        CHECK_MSG(nnl_model_whiten(m, v == 2 ? &pre : &ds, 40, v == 1 || v == 3 ? &h : NULL, 5e-4f) == NNL_OK, "%s", nnl_errmsg());
+        memcpy(w[v], m->params + m->layers[0].w_off, sizeof w[v]);
+        nnl_model_free(m);
+        nnl_transform_free(&t);
+    }
+    double d12 = 0, d01 = 0, d03 = 0;
+    for (int j = 0; j < 24 * 12; j++) {
+        d12 = fmax(d12, fabs(w[1][j] - w[2][j]));
+        d01 = fmax(d01, fabs(w[0][j] - w[1][j]));
+        d03 = fmax(d03, fabs(w[0][j] - w[3][j]));
+    }
+    CHECK_MSG(d12 == 0.0, "whitening with the shuffle's hooks differs from that of shuffled images by %g", d12);
+    CHECK_MSG(d01 > 0.05 && d03 > 0.05, "whitening ignores the hooks (shuffle %g, ffx %g from the plain images')", d01, d03);
+    nnl_dataset_free(&ds);
+    nnl_dataset_free(&pre);
+}
+
 int main(void) {
     nnl_set_threads(2);
     test_aes();
@@ -358,6 +399,7 @@ int main(void) {
     test_ff1();
     test_definitions();
     test_keys();
+    test_whiten();
     test_end_to_end();
     return nnl_test_finish("test_transform");
 }

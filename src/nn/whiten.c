@@ -49,7 +49,7 @@ static void jacobi(double *a, int n, double *d, double *v) {
     for (int i = 0; i < n; i++) d[i] = a[i * n + i];
 }
 
-int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, float eps) {
+int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, const struct nnl_hooks *hooks, float eps) {
     nnl_layer *L = m->nlayers ? &m->layers[0] : NULL;
     if (!L || L->kind != NNL_L_CONV2D || !L->whiten) return NNL_OK; /* nothing to whiten */
     int c = L->in.c, k = L->k, d = c * k * k;
@@ -64,13 +64,27 @@ int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, float
     int h = ds->h, w = ds->w, oh = h - k + 1, ow = w - k + 1;
     size_t plane = (size_t)h * w, in = (size_t)c * plane;
     double *cov = calloc((size_t)d * d, sizeof *cov), *vec = malloc((size_t)d * d * sizeof *vec), *val = malloc((size_t)d * sizeof *val);
-    float *x = malloc(in * sizeof *x);
-    if (!cov || !vec || !val || !x) { free(cov); free(vec); free(val); free(x); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
+    float *x = malloc(in * sizeof *x), *soft = malloc((size_t)(ds->nclass > 0 ? ds->nclass : 1) * sizeof *soft);
+    uint8_t *img = malloc(in);
+    if (!cov || !vec || !val || !x || !soft || !img) {
+        free(cov); free(vec); free(val); free(x); free(soft); free(img);
+        return nnl_fail(NNL_ERR_NOMEM, "out of memory");
+    }
     /* The second moment of the patches (no mean taken out, as airbench), in double: about
      * five million patches are summed. */
     double p[4 * 16 * 16];
     for (int64_t i = 0; i < n; i++) {
-        nnl_model_normalize(m, ds->pixels + (size_t)i * in, 1, x);
+        if (hooks) {
+            /* The image as training sees it; the seed is the evaluation passes' (the first
+             * epoch's would do as well: a lock that stamps at random still stamps a share). */
+            memcpy(img, ds->pixels + (size_t)i * in, in);
+            if (hooks->sample)
+                hooks->sample(hooks->user, img, c, h, w, i, ds->labels ? ds->labels[i] : 0,
+                              nnl_mix64(NNL_EVAL_HOOK_SEED ^ (uint64_t)i), soft);
+            nnl_model_input(m, img, 1, hooks, x);
+        } else {
+            nnl_model_normalize(m, ds->pixels + (size_t)i * in, 1, x);
+        }
         for (int y = 0; y < oh; y++)
             for (int xx = 0; xx < ow; xx++) {
                 int t = 0;
@@ -101,6 +115,6 @@ int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, float
             wt[(size_t)(d + j) * d + e] = -v;
         }
     }
-    free(cov); free(vec); free(val); free(x);
+    free(cov); free(vec); free(val); free(x); free(soft); free(img);
     return NNL_OK;
 }
