@@ -35,10 +35,15 @@ import json; d = json.load(open('$tmp/out')); assert d['class_names'][0] == 'zer
 echo "== 16. --json is valid JSON whatever the numbers are, and a failed write is an error"
 expect_ok "eval --json on a weight-locked model run without its key" "$nnlock" eval locked.nnl --data data --allow-locked --json
 check "it is valid JSON with the loss as null and a reason" /usr/bin/python3 -c "
-import json; d = json.load(open('$tmp/out')); assert d['loss'] is None and 'NaN' in d['null_values'] and d['invalid'] == d['n'], d"
+import json; d = json.load(open('$tmp/out')); assert d['loss'] is None and 'NaN' in d['null_values'] and 1 <= d['invalid'] <= d['n'], d"
 expect_ok "predict --json on it" "$nnlock" predict locked.nnl --data data --allow-locked --json --limit 3
-check "predict --json is valid JSON, no label, probabilities null" /usr/bin/python3 -c "
-import json; d = json.load(open('$tmp/out')); assert len(d) == 3 and all(e['label'] is None and e['top'][0]['prob'] is None and e['null_values'] for e in d), d"
+# Which images come out NaN depends on the kernels (a scalar ReLU maps NaN to 0, a vector max
+# may keep it): some do, and each row is either a label with numbers or null with a reason.
+check "predict --json is valid JSON, NaN rows without a label, probabilities null" /usr/bin/python3 -c "
+import json, math; d = json.load(open('$tmp/out'))
+bad = [e for e in d if e['label'] is None]
+assert len(d) == 3 and bad and all(e['top'][0]['prob'] is None and e['null_values'] for e in bad), d
+assert all(math.isfinite(t['prob']) and 'null_values' not in e for e in d if e['label'] is not None for t in e['top']), d"
 # A run whose loss becomes NaN stops with one line, and no half-written JSON on stdout.
 expect_fail "train --json on a run that diverges" "diverged" "$nnlock" train "${tiny[@]}" --epochs 20 --lr 100 \
     --momentum 0.99 --weight-decay 0 -o nan.nnl --json
