@@ -36,13 +36,14 @@ OUT=${BENCH_OUT:-$(mktemp -d /tmp/nnlock-bench.XXXXXX)}
 mkdir -p "$OUT"
 
 # PyTorch at its best on this machine (see docs / issue 2 "Performance"):
-#  - OPENBLAS_CORETYPE=SkylakeX: OpenBLAS 0.3.21 mis-detects Zen 5 and uses Haswell kernels.
+#  - OPENBLAS_CORETYPE=SkylakeX: OpenBLAS 0.3.21 mis-detects Zen 5 and uses Haswell kernels
+#    (only where the CPU has AVX-512: elsewhere those kernels are illegal instructions).
 #  - OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads must not spin against BLAS threads.
 #  - jemalloc, told never to give freed pages back (dirty/muzzy decay -1): on this VM the first
 #    touch of a fresh page costs ~11 us, and batch-1000 conv activations are >100 MB; with the
 #    default settings each batch re-faults them and the CNN runs several times slower.
-TUNED_ENV=(OPENBLAS_CORETYPE=SkylakeX OMP_WAIT_POLICY=PASSIVE LD_PRELOAD=$JEMALLOC
-           MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1)
+TUNED_ENV=(OMP_WAIT_POLICY=PASSIVE LD_PRELOAD=$JEMALLOC MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1)
+grep -qw avx512f /proc/cpuinfo && TUNED_ENV+=(OPENBLAS_CORETYPE=SkylakeX)
 
 # Targets for nnlock/torch_tuned: "case op threshold" (op >= : higher is better, <= : lower is better;
 # abs>= : the nnlock figure itself, e.g. the mlp's fraction of its sgemm bound).
