@@ -4,6 +4,7 @@
  * training throughput with and without the lock. Target: the key costs at most 5% of a step.
  *   case=<name> key_ms=<per batch> step_ms=<per batch> ratio=<key/step> plain_ips=<> locked_ips=<>
  * Usage: bench_locks [--seconds S] [--threads N] */
+#include "bench_data.h"
 #include "nn/model.h"
 
 #include <getopt.h>
@@ -12,24 +13,6 @@
 #include <string.h>
 
 #define BATCH 128
-
-static void random_dataset(nnl_dataset *ds, int64_t n, int c, int h, int w) {
-    memset(ds, 0, sizeof *ds);
-    ds->n = n; ds->c = c; ds->h = h; ds->w = w; ds->nclass = 10;
-    ds->pixels = malloc((size_t)n * c * h * w);
-    ds->labels = malloc((size_t)n * sizeof(int32_t));
-    nnl_rng r = {42};
-    for (size_t i = 0; i < (size_t)n * c * h * w; i++) ds->pixels[i] = (uint8_t)(nnl_rng_next(&r) >> 56);
-    for (int64_t i = 0; i < n; i++) ds->labels[i] = (int32_t)(nnl_rng_next(&r) % 10);
-}
-
-typedef struct { double t1, t_end; int64_t b1, b_end; } rate_clock;
-static void on_batch(const nnl_progress *p, void *user) {
-    rate_clock *c = user;
-    if (p->epoch_done) return;
-    if (p->batch == 1) { c->t1 = nnl_now(); c->b1 = p->batch; }
-    c->t_end = nnl_now(); c->b_end = p->batch;
-}
 
 /* Steady-state images/s of one epoch of the cnn, after its first batch. */
 static double train_rate(const nnl_dataset *ds, const nnl_hooks *h) {

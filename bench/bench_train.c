@@ -4,6 +4,7 @@
  *   case=<name> value=<float>
  * Data are synthetic 8-bit images: the figures include nnlock's batching and
  * normalisation, which the PyTorch side (float tensors ready in memory) skips. */
+#include "bench_data.h"
 #include "layer_times.h"
 #include "nn/model.h"
 
@@ -20,27 +21,6 @@
 #include <unistd.h>
 
 static double g_seconds = 3.0;
-
-static void random_dataset(nnl_dataset *ds, int64_t n, int c, int h, int w) {
-    memset(ds, 0, sizeof *ds);
-    ds->n = n; ds->c = c; ds->h = h; ds->w = w; ds->nclass = 10;
-    ds->pixels = malloc((size_t)n * c * h * w);
-    ds->labels = malloc((size_t)n * sizeof(int32_t));
-    nnl_rng r = {42};
-    for (size_t i = 0; i < (size_t)n * c * h * w; i++) ds->pixels[i] = (uint8_t)(nnl_rng_next(&r) >> 56);
-    for (int64_t i = 0; i < n; i++) ds->labels[i] = (int32_t)(nnl_rng_next(&r) % 10);
-}
-
-/* Steady state: the clock starts when the first batch is done, as PyTorch's side times
- * only after its warm-up iterations (the first batch pays for OpenBLAS's buffers and the
- * first touch of every workspace). */
-typedef struct { double t1, t_end; int64_t b1, b_end; } rate_clock;
-static void on_batch(const nnl_progress *p, void *user) {
-    rate_clock *c = user;
-    if (p->epoch_done) return;
-    if (p->batch == 1) { c->t1 = nnl_now(); c->b1 = p->batch; }
-    c->t_end = nnl_now(); c->b_end = p->batch;
-}
 
 /* images/s of nnl_train on n images (one epoch, batch g_batch), after the first batch. */
 static int g_batch = 128;

@@ -86,6 +86,26 @@ for l in open(sys.argv[1]):
     t, u = float(c[5].split()[0]), float(c[6].split()[0])
     assert (u > t / 2) == ('no lock' in c[9]), l
 PY
+# The unverified bound: the paper's figure where it has one (Table 1, and Table 2's pattern rows),
+# for `single` at least the target class's share of the test set (here 25%: a working lock
+# gives exactly that, never "over").
+/usr/bin/python3 - "$tmp/repro.md" <<'PY' && ok || bad "mlock_repro.sh: the unverified bound or the Paper column is wrong"
+import sys
+table = 0
+for l in open(sys.argv[1]):
+    if l.startswith('## Table'): table = int(l.split()[2].rstrip(':'))
+    c = [x.strip() for x in l.split('|')[1:-1]]
+    if len(c) != 10 or c[0] not in ('I single', 'II rule', 'III random'): continue
+    u = float(c[6].split()[0])
+    has_paper = table == 1 or c[3] == 'pattern'
+    assert (c[8] != '-') == has_paper, l
+    if has_paper:
+        bound = float(c[8].split('/')[1])
+        if c[0] == 'I single': bound = max(bound, 25.0)
+        assert (round(u, 2) > bound) == ('unverified' in c[9] and 'over' in c[9]), l
+    else:
+        assert 'over' not in c[9], l
+PY
 grep -q '^hand-written reading$' "$tmp/repro.md" && ! grep -q '^old tables$' "$tmp/repro.md" && ok \
     || bad "mlock_repro.sh: the part below the marker was not kept, or the part above it was"
 grep -q '^| III random | Fashion-MNIST | 0.6 | pattern |' "$tmp/repro.md" && grep -q '^| II rule | MNIST | 0.5 | pixels |' "$tmp/repro.md" \
