@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,11 +248,22 @@ static int open_temp(const target *t, mode_t mode, char *name, size_t namelen, i
     /* File systems without it answer EOPNOTSUPP, EISDIR or EINVAL; anything else is real. */
     if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL && errno != ENOENT) return -1;
 #endif
+    /* A signal between creating the file and recording its name would leave it behind:
+     * the usual termination signals wait (blocked) for the two steps. */
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGINT);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGHUP);
+    sigaddset(&term, SIGQUIT);
     for (int tries = 0; tries < 100; tries++) {
         temp_name(t, name, namelen);
-        int f = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
-        if (f >= 0) { *named = 1; partial_set(name); return f; }
-        if (errno != EEXIST) return -1;
+        pthread_sigmask(SIG_BLOCK, &term, &old);
+        int f = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode), e = errno;
+        if (f >= 0) partial_set(name);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (f >= 0) { *named = 1; return f; }
+        if (e != EEXIST) { errno = e; return -1; }
     }
     return -1;
 }
