@@ -391,6 +391,46 @@ static void test_whiten(void) {
     nnl_dataset_free(&pre);
 }
 
+/* Test-time augmentation under an input lock mirrors and moves the plain image and then
+ * applies the key (a shuffle of a mirrored image is not the mirror of the shuffled one):
+ * with hooks that change nothing it is the plain TTA exactly; with a shuffle's hooks it is
+ * not the TTA of images shuffled beforehand (what it computed before, wrongly). */
+static void test_tta_hooks(void) {
+    nnl_dataset ds, pre;
+    CHECK(synth_dataset(&ds, 64, 3, 8, 8, 4, 7) == 0 && synth_dataset(&pre, 64, 3, 8, 8, 4, 7) == 0);
+    nnl_model *m = NULL;
+    CHECK(nnl_model_create(&m, "conv8k3p1,relu,flatten,dense", 3, 8, 8, 4) == NNL_OK && nnl_model_init(m, 2) == NNL_OK);
+    nnl_hooks none;
+    memset(&none, 0, sizeof none);
+    nnl_transform t;
+    nnl_transform_opts o;
+    nnl_transform_opts_default(&o);
+    o.method = NNL_TF_SHUFFLE;
+    o.block = 4;
+    o.seed = 5;
+    CHECK(nnl_transform_generate(&t, 3, &o) == NNL_OK);
+    nnl_hooks h;
+    nnl_transform_hooks(&h, &t);
+    for (int64_t i = 0; i < pre.n; i++) h.sample(h.user, pre.pixels + i * 3 * 64, 3, 8, 8, i, pre.labels[i], 0, NULL);
+    for (int level = 1; level <= 2; level++) {
+        nnl_eval a, b, c, d;
+        CHECK(nnl_evaluate_tta(m, &ds, NULL, 16, level, &a) == NNL_OK && nnl_evaluate_tta(m, &ds, &none, 16, level, &b) == NNL_OK);
+        CHECK_MSG(a.loss == b.loss && a.correct == b.correct, "level %d: TTA with empty hooks %g, without %g", level, b.loss, a.loss);
+        CHECK(nnl_evaluate_tta(m, &ds, &h, 16, level, &c) == NNL_OK && nnl_evaluate_tta(m, &pre, NULL, 16, level, &d) == NNL_OK);
+        CHECK_MSG(fabs(c.loss - d.loss) > 1e-4, "level %d: TTA under the key is the TTA of transformed images (%g)", level, c.loss);
+        nnl_eval_free(&a); nnl_eval_free(&b); nnl_eval_free(&c); nnl_eval_free(&d);
+    }
+    /* Without augmentation the two agree: the key is applied once either way. */
+    nnl_eval c0, d0;
+    CHECK(nnl_evaluate_tta(m, &ds, &h, 16, 0, &c0) == NNL_OK && nnl_evaluate_tta(m, &pre, NULL, 16, 0, &d0) == NNL_OK);
+    CHECK_MSG(c0.loss == d0.loss, "no TTA: keyed %g, transformed beforehand %g", c0.loss, d0.loss);
+    nnl_eval_free(&c0); nnl_eval_free(&d0);
+    nnl_transform_free(&t);
+    nnl_model_free(m);
+    nnl_dataset_free(&ds);
+    nnl_dataset_free(&pre);
+}
+
 int main(void) {
     nnl_set_threads(2);
     test_aes();
@@ -400,6 +440,7 @@ int main(void) {
     test_definitions();
     test_keys();
     test_whiten();
+    test_tta_hooks();
     test_end_to_end();
     return nnl_test_finish("test_transform");
 }

@@ -26,6 +26,21 @@ static void translate(const float *x, int n, int c, int h, int w, int s, float *
         }
 }
 
+/* The 8-bit version of one TTA view, for hooked evaluation: px translated by (s, s) as
+ * translate() does, then mirrored when flip. */
+static void view_px(const uint8_t *px, int n, int c, int h, int w, int s, int flip, uint8_t *out) {
+    for (size_t pl = 0; pl < (size_t)n * c; pl++)
+        for (int y = 0; y < h; y++) {
+            int sy = y - s;
+            sy = sy < 0 ? -sy : sy >= h ? 2 * h - 2 - sy : sy;
+            for (int j = 0; j < w; j++) {
+                int sx = (flip ? w - 1 - j : j) - s;
+                sx = sx < 0 ? -sx : sx >= w ? 2 * w - 2 - sx : sx;
+                out[(pl * h + y) * w + j] = px[(pl * h + sy) * w + sx];
+            }
+        }
+}
+
 /* acc += a * logits(x) */
 static void add_logits(nnl_model *m, const float *x, int n, float a, float *acc) {
     const float *z = nnl_model_forward(m, x, n, 0, 0, 0, 0.0f);
@@ -62,8 +77,11 @@ int nnl_evaluate_tta(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks
     float *v1 = tta ? nnl_alloc((size_t)batch * in * sizeof(float)) : NULL;
     float *v2 = tta ? nnl_alloc((size_t)batch * in * sizeof(float)) : NULL;
     float *acc = tta ? nnl_alloc((size_t)batch * k * sizeof(float)) : NULL;
-    if (!idx || !ev->confusion || (tta && (!x || !v1 || !v2 || !acc))) {
-        free(idx); nnl_free(x); nnl_free(v1); nnl_free(v2); nnl_free(acc); nnl_batcher_free(&b); nnl_eval_free(ev);
+    uint8_t *raw = tta && hooks ? malloc((size_t)batch * in) : NULL;
+    float *soft = tta && hooks ? malloc((size_t)k * sizeof(float)) : NULL;
+    if (!idx || !ev->confusion || (tta && (!x || !v1 || !v2 || !acc)) || (tta && hooks && (!raw || !soft))) {
+        free(idx); nnl_free(x); nnl_free(v1); nnl_free(v2); nnl_free(acc); free(raw); free(soft);
+        nnl_batcher_free(&b); nnl_eval_free(ev);
         return nnl_fail(NNL_ERR_NOMEM, "out of memory");
     }
     ev->nclass = k;
@@ -78,6 +96,23 @@ int nnl_evaluate_tta(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks
         if (!tta) {
             nnl_model_input(m, b.px, n, hooks, m->acts[0]);
             z = nnl_model_forward(m, m->acts[0], n, 0, 0, 0, 0.0f);
+        } else if (hooks) {
+            /* With hooks (an input lock) the views are of the plain image, each then given
+             * to the hooks: a key-transform lock's transform of a mirrored image is not the
+             * mirror of the transformed one. */
+            static const int vs[6] = {0, 0, 1, 1, -1, -1}, vf[6] = {0, 1, 0, 1, 0, 1};
+            static const float wt1[2] = {0.5f, 0.5f}, wt2[6] = {0.25f, 0.25f, 0.125f, 0.125f, 0.125f, 0.125f};
+            int c = m->input.c, h = m->input.h, w = m->input.w, nv = tta == 1 ? 2 : 6;
+            memset(acc, 0, (size_t)n * k * sizeof(float));
+            for (int v = 0; v < nv; v++) {
+                view_px(ds->pixels + (size_t)i * in, n, c, h, w, vs[v], vf[v], raw);
+                for (int j = 0; j < n && hooks->sample; j++)
+                    hooks->sample(hooks->user, raw + (size_t)j * in, c, h, w, i + j, ds->labels[i + j],
+                                  nnl_mix64(NNL_EVAL_HOOK_SEED ^ (uint64_t)(i + j)), soft);
+                nnl_model_input(m, raw, n, hooks, x);
+                add_logits(m, x, n, tta == 1 ? wt1[v] : wt2[v], acc);
+            }
+            z = acc;
         } else {
             /* airbench's levels: 1 mirror; 2 mirror, and the mirrored views of the image moved
              * one pixel down-right and up-left, weighted half and a quarter each. */
@@ -113,7 +148,7 @@ int nnl_evaluate_tta(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks
     ev->n = ds->n;
     ev->loss = loss / ds->n;
     free(idx);
-    nnl_free(x); nnl_free(v1); nnl_free(v2); nnl_free(acc);
+    nnl_free(x); nnl_free(v1); nnl_free(v2); nnl_free(acc); free(raw); free(soft);
     nnl_batcher_free(&b);
     return NNL_OK;
 }
