@@ -275,6 +275,15 @@ void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float
         }
 }
 
+void nnl_model_eval_hooks(const nnl_hooks *hooks, uint8_t *px, int64_t n, int c, int h, int w, int64_t first,
+                          const int32_t *labels, float *soft) {
+    if (!hooks || !hooks->sample) return;
+    size_t in = (size_t)c * h * w;
+    for (int64_t j = 0; j < n; j++)
+        hooks->sample(hooks->user, px + (size_t)j * in, c, h, w, first + j, labels ? labels[j] : 0,
+                      nnl_mix64(NNL_EVAL_HOOK_SEED ^ (uint64_t)(first + j)), soft);
+}
+
 void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl_hooks *hooks, float *x) {
     if (!hooks || !hooks->to_float) { nnl_model_normalize(m, px, n, x); return; }
     size_t plane = (size_t)m->input.h * m->input.w, in = plane * (size_t)m->input.c;

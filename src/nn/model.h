@@ -77,6 +77,11 @@ void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl
  * certificate placement or a key-dependent transform is the same on every run, and the
  * same in nnl_model_predict_hooked as in nnl_evaluate. */
 #define NNL_EVAL_HOOK_SEED 0x5eedULL
+/* hooks->sample (if any) on n 8-bit images in place, as an evaluation pass gives them: image
+ * j is the data set's image first + j with its label labels[j] and that seed. The label the
+ * hook returns is ignored; soft is room for nclass floats. */
+void nnl_model_eval_hooks(const nnl_hooks *hooks, uint8_t *px, int64_t n, int c, int h, int w, int64_t first,
+                          const int32_t *labels, float *soft);
 /* Training FLOPs of one sample (forward + backward, multiply-add = 2 FLOPs). */
 double nnl_model_train_flops(const nnl_model *m);
 

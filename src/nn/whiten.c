@@ -78,9 +78,7 @@ int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, const
             /* The image as training sees it; the seed is the evaluation passes' (the first
              * epoch's would do as well: a lock that stamps at random still stamps a share). */
             memcpy(img, ds->pixels + (size_t)i * in, in);
-            if (hooks->sample)
-                hooks->sample(hooks->user, img, c, h, w, i, ds->labels ? ds->labels[i] : 0,
-                              nnl_mix64(NNL_EVAL_HOOK_SEED ^ (uint64_t)i), soft);
+            nnl_model_eval_hooks(hooks, img, 1, c, h, w, i, ds->labels ? ds->labels + i : NULL, soft);
             nnl_model_input(m, img, 1, hooks, x);
         } else {
             nnl_model_normalize(m, ds->pixels + (size_t)i * in, 1, x);
