@@ -351,6 +351,24 @@ static void test_end_to_end(void) {
     nnl_dataset_free(&te);
 }
 
+/* A key of `method` with M = block for c channels, and its hooks (t must outlive them). */
+static void keyed(nnl_transform *t, nnl_hooks *h, int method, int c, int block, uint64_t seed) {
+    nnl_transform_opts o;
+    nnl_transform_opts_default(&o);
+    o.method = method;
+    o.block = block;
+    o.seed = seed;
+    CHECK(nnl_transform_generate(t, c, &o) == NNL_OK);
+    nnl_transform_hooks(h, t);
+}
+
+/* Every image of ds through the hooks' sample stage, in place: the data set transformed
+ * beforehand. */
+static void transform_all(const nnl_hooks *h, nnl_dataset *ds) {
+    size_t in = (size_t)ds->c * ds->h * ds->w;
+    for (int64_t i = 0; i < ds->n; i++) h->sample(h->user, ds->pixels + i * in, ds->c, ds->h, ds->w, i, ds->labels[i], 0, NULL);
+}
+
 /* airbench's whitening layer under a key-transform lock whitens the transformed images
  * (cli/train.c gives nnl_model_whiten the training hooks): with a shuffle's hooks it is the
  * whitening of images shuffled beforehand, and ffx's float stage is taken too. */
@@ -361,16 +379,9 @@ static void test_whiten(void) {
     float w[4][24 * 12];
     for (int v = 0; v < 4; v++) { /* 0 plain, 1 shuffle hooks, 2 shuffled beforehand, 3 ffx hooks */
         nnl_transform t;
-        nnl_transform_opts o;
-        nnl_transform_opts_default(&o);
-        o.method = v == 3 ? NNL_TF_FFX : NNL_TF_SHUFFLE;
-        o.block = 4;
-        o.seed = 3;
-        CHECK(nnl_transform_generate(&t, 3, &o) == NNL_OK);
         nnl_hooks h;
-        nnl_transform_hooks(&h, &t);
-        if (v == 2)
-            for (int64_t i = 0; i < pre.n; i++) h.sample(h.user, pre.pixels + i * 3 * 64, 3, 8, 8, i, pre.labels[i], 0, NULL);
+        keyed(&t, &h, v == 3 ? NNL_TF_FFX : NNL_TF_SHUFFLE, 3, 4, 3);
+        if (v == 2) transform_all(&h, &pre);
         nnl_model *m = NULL;
         CHECK(nnl_model_create(&m, "conv24k2w,gelu,flatten,dense", 3, 8, 8, 4) == NNL_OK && nnl_model_init(m, 1) == NNL_OK);
         CHECK(nnl_model_set_norm(m, mean, sd) == NNL_OK);
@@ -403,15 +414,9 @@ static void test_tta_hooks(void) {
     nnl_hooks none;
     memset(&none, 0, sizeof none);
     nnl_transform t;
-    nnl_transform_opts o;
-    nnl_transform_opts_default(&o);
-    o.method = NNL_TF_SHUFFLE;
-    o.block = 4;
-    o.seed = 5;
-    CHECK(nnl_transform_generate(&t, 3, &o) == NNL_OK);
     nnl_hooks h;
-    nnl_transform_hooks(&h, &t);
-    for (int64_t i = 0; i < pre.n; i++) h.sample(h.user, pre.pixels + i * 3 * 64, 3, 8, 8, i, pre.labels[i], 0, NULL);
+    keyed(&t, &h, NNL_TF_SHUFFLE, 3, 4, 5);
+    transform_all(&h, &pre);
     for (int level = 1; level <= 2; level++) {
         nnl_eval a, b, c, d;
         CHECK(nnl_evaluate_tta(m, &ds, NULL, 16, level, &a) == NNL_OK && nnl_evaluate_tta(m, &ds, &none, 16, level, &b) == NNL_OK);
