@@ -44,7 +44,7 @@ static double key_ms(const nnl_dataset *ds, const nnl_hooks *h, double seconds) 
         memcpy(px, ds->pixels, BATCH * in);
         for (int i = 0; h->sample && i < BATCH; i++)
             h->sample(h->user, px + (size_t)i * in, ds->c, ds->h, ds->w, i, 0, (uint64_t)i, soft);
-        nnl_model_input(m, px, BATCH, h, x);
+        nnl_model_input(m, px, BATCH, h, 0, NULL, x);
         reps++;
         t = nnl_now() - t0;
     } while (t < seconds);
@@ -53,7 +53,7 @@ static double key_ms(const nnl_dataset *ds, const nnl_hooks *h, double seconds) 
     t0 = nnl_now();
     do {
         memcpy(px, ds->pixels, BATCH * in);
-        nnl_model_input(m, px, BATCH, NULL, x);
+        nnl_model_input(m, px, BATCH, NULL, 0, NULL, x);
         reps++;
         t = nnl_now() - t0;
     } while (t < seconds);

@@ -43,7 +43,7 @@ static void keyed(const nnl_hooks *h, uint8_t *img, int c, int hh, int w, uint64
     if (h->sample) h->sample(h->user, img, c, hh, w, (int64_t)index, 0, nnl_mix64(NNL_EVAL_HOOK_SEED ^ index), soft);
     if (h->to_float) {
         size_t n = (size_t)c * hh * w;
-        h->to_float(h->user, img, c, hh, w, x);
+        h->to_float(h->user, img, c, hh, w, (int64_t)index, x);
         for (size_t j = 0; j < n; j++) img[j] = (uint8_t)lrintf(x[j] < 0 ? 0 : x[j] > 1 ? 255 : 255 * x[j]);
     }
 }

@@ -87,7 +87,7 @@ static int examples_png(const char *cmd, const char *dir, nnl_model *m, const nn
             if (auth->sample)
                 auth->sample(auth->user, img, test->c, test->h, test->w, i, 0, nnl_mix64(NNL_EVAL_HOOK_SEED ^ (uint64_t)i), soft);
             if (auth->to_float) {
-                auth->to_float(auth->user, img, test->c, test->h, test->w, x);
+                auth->to_float(auth->user, img, test->c, test->h, test->w, i, x);
                 for (size_t j = 0; j < isz; j++) img[j] = (uint8_t)lrintf(x[j] < 0 ? 0 : x[j] > 1 ? 255 : 255 * x[j]);
             }
         }

@@ -233,6 +233,23 @@ const char *nnl_model_arch(const nnl_model *m);
 void nnl_model_input_shape(const nnl_model *m, int *c, int *h, int *w);
 int nnl_model_nclass(const nnl_model *m);
 size_t nnl_model_param_count(const nnl_model *m);
+/* A named activation (@NAME in the spec, e.g. the gate lock's "@gate"): its values in the last
+ * forward pass (n x c x h x w floats, owned by m, valid until the next pass), shape in c, h, w
+ * (each may be NULL). NULL for a name the model does not have, or before the first pass. Every
+ * optimisation of the engine leaves a named activation written. */
+const float *nnl_model_act(const nnl_model *m, const char *name, int *c, int *h, int *w);
+/* The names, ", "-separated, into buf; returns how many there are. */
+int nnl_model_tap_names(const nnl_model *m, char *buf, size_t size);
+/* Freezes every layer before the activation named `below` (NULL or "": none): they run in
+ * evaluation mode (batch-norm on its running statistics, no dropout), training changes none of
+ * their parameters (no update, no weight decay), and gradients still flow through them. */
+int nnl_model_freeze(nnl_model *m, const char *below);
+int nnl_model_frozen_layers(const nnl_model *m);   /* how many layers are frozen */
+/* on: backward passes also compute the gradient of the loss with respect to the input,
+ * nnl_model_input_grad (n x c x h x w floats of the last backward pass, owned by m; NULL when
+ * off or before the first pass). */
+void nnl_model_set_input_grad(nnl_model *m, int on);
+const float *nnl_model_input_grad(const nnl_model *m);
 /* Writes a human-readable description of the layers into buf (always NUL-terminated). */
 void nnl_model_describe(const nnl_model *m, char *buf, size_t size);
 
@@ -280,11 +297,12 @@ typedef struct nnl_hooks {
     int (*sample)(void *user, uint8_t *img, int c, int h, int w, int64_t index, int label,
                   uint64_t seed, float *soft);
     /*
-     * Optional (NULL: x = p / 255): the image's input values x in [0, 1], before the model's
-     * normalisation, from its 8-bit pixels after `sample`; for a lock whose transform does
-     * not map 8-bit values to 8-bit values (the key-transform lock's `ffx`).
+     * Optional (NULL: x = p / 255): the image's input values x (p / 255 is in [0, 1]), before
+     * the model's normalisation, from its 8-bit pixels after `sample`, with the index `sample`
+     * was given; for a lock whose transform does not map 8-bit values to 8-bit values (the
+     * key-transform lock's `ffx`, the gate lock's mask and offset).
      */
-    void (*to_float)(void *user, const uint8_t *img, int c, int h, int w, float *x);
+    void (*to_float)(void *user, const uint8_t *img, int c, int h, int w, int64_t index, float *x);
 } nnl_hooks;
 
 typedef struct nnl_progress {

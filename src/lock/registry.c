@@ -139,10 +139,10 @@ static int chain_sample(void *user, uint8_t *img, int c, int h, int w, int64_t i
     return out;
 }
 
-static void chain_float(void *user, const uint8_t *img, int c, int h, int w, float *x) {
+static void chain_float(void *user, const uint8_t *img, int c, int h, int w, int64_t index, float *x) {
     nnl_hook_chain *ch = user;
     for (int i = 0; i < ch->n; i++)
-        if (ch->h[i].to_float) { ch->h[i].to_float(ch->h[i].user, img, c, h, w, x); return; }
+        if (ch->h[i].to_float) { ch->h[i].to_float(ch->h[i].user, img, c, h, w, index, x); return; }
 }
 
 int nnl_hook_chain_make(nnl_hook_chain *c, const nnl_hooks *hooks, int n, nnl_hooks *out) {

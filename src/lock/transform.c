@@ -209,7 +209,8 @@ static int sample_hook(void *user, uint8_t *img, int c, int h, int w, int64_t in
     return -1;
 }
 
-static void float_hook(void *user, const uint8_t *img, int c, int h, int w, float *x) {
+static void float_hook(void *user, const uint8_t *img, int c, int h, int w, int64_t index, float *x) {
+    (void)index;
     nnl_transform_apply(user, img, c, h, w, x);
 }
 

@@ -183,7 +183,7 @@ int nnl_model_build(nnl_model *m, const char *spec) {
     if (len > 4096) return nnl_fail(NNL_ERR_ARG, "architecture: spec longer than 4096 characters");
     char *copy = strdup(spec);
     nnl_layer *layers = calloc(NNL_MAX_LAYERS, sizeof *layers);
-    tap taps[32];
+    tap taps[NNL_MAX_TAPS];
     int ntaps = 0, n = 0, st = NNL_OK;
     if (!copy || !layers) { st = nnl_fail(NNL_ERR_NOMEM, "out of memory"); goto done; }
     nnl_shape cur = m->input;
@@ -196,7 +196,7 @@ int nnl_model_build(nnl_model *m, const char *spec) {
         const char *tname;
         if ((st = parse_token(tok, m->nclass, &L, &tname))) goto done;
         if (L.kind == 0) {
-            if (ntaps == 32) { st = bad(tok, "more than 32 named activations"); goto done; }
+            if (ntaps == NNL_MAX_TAPS) { st = bad(tok, "more than 32 named activations"); goto done; }
             if (strlen(tname) >= sizeof taps[0].name) { st = bad(tok, "name too long"); goto done; }
             for (int t = 0; t < ntaps; t++)
                 if (!strcmp(taps[t].name, tname)) { st = bad(tok, "name used twice"); goto done; }
@@ -243,6 +243,11 @@ int nnl_model_build(nnl_model *m, const char *spec) {
     }
     m->layers = layers; layers = NULL;
     m->nlayers = n;
+    m->ntaps = ntaps;
+    for (int t = 0; t < ntaps; t++) {
+        memcpy(m->taps[t].name, taps[t].name, sizeof m->taps[t].name);  /* both 32 bytes, NUL-terminated */
+        m->taps[t].act = taps[t].act;
+    }
     m->nparams = poff;
     m->nstate = soff;
 done:

@@ -173,17 +173,17 @@ void nnl_dense_chain_backward(nnl_model *m, int n, const nnl_sgd_fused *f, nnl_p
             int in = (int)nnl_shape_size(L->in), out = L->units, a, b, c, d;
             const float *dy = m->dacts[i + 1], *x = m->acts[i];
             float *w = m->params + L->w_off, *wp = use_wp ? wpack_of(m, i) : NULL;
-            int relu = i > 0 && m->layers[i - 1].kind == NNL_L_RELU;
+            int relu = i > 0 && m->layers[i - 1].kind == NNL_L_RELU, want_dx = i > 0 || m->input_grad;
             share(in, t, T, &c, &d);
             int S = nnl_dense_x_strips(in);
 #ifdef __AVX512F__
-            if (i > 0 && wp) {
+            if (want_dx && wp) {
                 /* straight into the ReLU's input gradient: its output gradient is never read */
                 nnl_dense_dx(n, dy, out, wp, in, S * t / T, S * (t + 1) / T, relu ? x : NULL,
                              m->dacts[relu ? i - 1 : i]);
             } else
 #endif
-            if (i > 0 && d > c) {
+            if (want_dx && d > c) {
                 /* dx = dy W on this thread's share of input features, then the ReLU below it */
                 float *dx = m->dacts[i];
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d - c, out, 1.0f, dy, out,

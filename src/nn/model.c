@@ -110,21 +110,33 @@ int nnl_model_init(nnl_model *m, uint64_t seed) {
     return NNL_OK;
 }
 
-/* A ReLU right after a batch-norm is folded into it: each pass over a large activation
- * costs as much as the arithmetic on it, and this saves one forward and one backward
- * pass per pair. Not when an add layer reads the batch-norm's own output, which the
- * fold leaves unwritten. */
-static void mark_folds(nnl_model *m) {
+static int tapped(const nnl_model *m, int act) {
+    for (int t = 0; t < m->ntaps; t++)
+        if (m->taps[t].act == act) return 1;
+    return 0;
+}
+
+/* Which optimisations this model runs with. A ReLU right after a batch-norm is folded into it:
+ * each pass over a large activation costs as much as the arithmetic on it, and this saves one
+ * forward and one backward pass per pair. Not when something reads the batch-norm's own output,
+ * which the fold leaves unwritten: an add layer, or a name given to it (@name). The dense-chain
+ * fast path leaves the input of each ReLU unwritten too, fuses the optimizer step for every
+ * layer and does not know about frozen layers: a name on such an input, or a frozen layer,
+ * turns it off. */
+static void choose_paths(nnl_model *m) {
     int nl = m->nlayers;
     for (int i = 0; i < nl; i++) m->layers[i].relu = m->layers[i].folded = 0;
     for (int i = 0; i + 1 < nl; i++) {
         nnl_layer *L = &m->layers[i], *R = &m->layers[i + 1];
         if (L->kind != NNL_L_BATCHNORM || R->kind != NNL_L_RELU) continue;
-        int read = 0;
+        int read = tapped(m, i + 1);
         for (int j = 0; j < nl; j++) read |= m->layers[j].kind == NNL_L_ADD && m->layers[j].src == i + 1;
         if (!read) L->relu = R->folded = 1;
     }
     m->fold = 1;
+    m->chain = nnl_dense_chain_ok(m) && m->frozen == 0;
+    for (int i = 0; m->chain && i + 1 < nl; i++)
+        if (m->layers[i + 1].kind == NNL_L_RELU && tapped(m, i + 1)) m->chain = 0;
 }
 
 int nnl_model_prepare(nnl_model *m, int batch) {
@@ -160,8 +172,8 @@ int nnl_model_prepare(nnl_model *m, int batch) {
         nnl_shape s = i == 0 ? m->input : m->layers[i - 1].out;
         size_t n = (size_t)batch * nnl_shape_size(s);
         m->acts[i] = nnl_alloc(n * sizeof(float));
-        if (i > 0) m->dacts[i] = nnl_alloc(n * sizeof(float));
-        if (!m->acts[i] || (i > 0 && !m->dacts[i])) goto nomem;
+        m->dacts[i] = nnl_alloc(n * sizeof(float));  /* dacts[0]: for input_grad */
+        if (!m->acts[i] || !m->dacts[i]) goto nomem;
         if (i < nl) {
             nnl_layer *L = &m->layers[i];
             L->save = m->save + off;
@@ -180,8 +192,7 @@ int nnl_model_prepare(nnl_model *m, int batch) {
     }
     m->max_batch = batch;
     m->threads = nnl_threads();
-    m->chain = nnl_dense_chain_ok(m);
-    mark_folds(m);
+    choose_paths(m);
     return NNL_OK;
 nomem:
     free_runtime(m);
@@ -214,12 +225,24 @@ const float *nnl_model_forward(nnl_model *m, const float *x, int n, int training
 
 void nnl_model_zero_grad(nnl_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
 
-void nnl_model_layer_forward(nnl_model *m, const nnl_pass *P, int i) {
+/* Layer i forward; fold 0 runs a folded batch-norm + ReLU pair as two layers. */
+static void layer_forward(nnl_model *m, const nnl_pass *P, int i, int fold) {
     nnl_layer *L = &m->layers[i];
-    if (m->fold && L->folded) return;
+    if (fold && L->folded) return;
     nnl_pass Q = *P;
-    Q.relu = m->fold && L->relu;
+    Q.relu = fold && L->relu;
+    if (i < m->frozen) Q.training = 0;
     nnl_layer_ops_of(L->kind)->forward(L, &Q, m->acts[i], m->acts[i + (Q.relu ? 2 : 1)]);
+}
+
+void nnl_model_layer_forward(nnl_model *m, const nnl_pass *P, int i) { layer_forward(m, P, i, m->fold); }
+
+void nnl_model_forward_range(nnl_model *m, const nnl_pass *P, int from, int to) {
+    for (int i = from; i < to; i++) {
+        /* a pair is fused only when both its layers are in the range */
+        int fold = m->fold && !(m->layers[i].relu && i + 1 >= to) && !(m->layers[i].folded && i == from);
+        layer_forward(m, P, i, fold);
+    }
 }
 
 void nnl_model_backward_begin(nnl_model *m, const float *dlogits, int n) {
@@ -228,7 +251,7 @@ void nnl_model_backward_begin(nnl_model *m, const float *dlogits, int n) {
     memcpy(m->dacts[m->nlayers], dlogits, (size_t)n * m->nclass * sizeof(float));
 }
 
-void nnl_model_layer_backward(nnl_model *m, const nnl_pass *P, int i) {
+static void layer_backward(nnl_model *m, const nnl_pass *P, int i, int fold) {
     nnl_layer *L = &m->layers[i];
     float *dy = m->dacts[i + 1];
     if (m->skipgrad[i + 1]) {
@@ -236,16 +259,87 @@ void nnl_model_layer_backward(nnl_model *m, const nnl_pass *P, int i) {
         const float *sg = m->skipgrad[i + 1];
         for (size_t j = 0; j < cnt; j++) dy[j] += sg[j];
     }
-    if (m->fold && L->folded) return;
+    if (fold && L->folded) return;
     const nnl_layer_ops *ops = nnl_layer_ops_of(L->kind);
     if (P->grad_assign && !ops->assigns_grads && L->w_n + L->b_n > 0)
         memset(m->grads + L->w_off, 0, (L->w_n + L->b_n) * sizeof(float)); /* w and b are adjacent */
     nnl_pass Q = *P;
-    Q.relu = m->fold && L->relu;
+    Q.relu = fold && L->relu;
+    if (i < m->frozen) Q.training = 0;
     const float *y = m->acts[i + 1];
     if (Q.relu) { y = m->acts[i + 2]; dy = m->dacts[i + 2]; }
-    ops->backward(L, &Q, m->acts[i], y, dy, i > 0 ? m->dacts[i] : NULL);
+    ops->backward(L, &Q, m->acts[i], y, dy, i > 0 || m->input_grad ? m->dacts[i] : NULL);
 }
+
+void nnl_model_layer_backward(nnl_model *m, const nnl_pass *P, int i) { layer_backward(m, P, i, m->fold); }
+
+void nnl_model_backward_range(nnl_model *m, const nnl_pass *P, int from, int to) {
+    /* An activation's skip gradient starts at zero in the range that holds the highest add
+     * layer reading it (the first to add to it going down), and is added to its activation's
+     * gradient in whichever range comes down to it: a tail's residual reaching into the head. */
+    for (int a = 1; a <= m->nlayers; a++) {
+        if (!m->skipgrad[a]) continue;
+        int top = -1;
+        for (int j = 0; j < m->nlayers; j++)
+            if (m->layers[j].kind == NNL_L_ADD && m->layers[j].src == a) top = j;
+        if (top >= from && top < to)
+            memset(m->skipgrad[a], 0, (size_t)P->n * nnl_shape_size(m->layers[a - 1].out) * sizeof(float));
+    }
+    for (int i = to - 1; i >= from; i--) {
+        int fold = m->fold && !(m->layers[i].relu && i + 1 >= to) && !(m->layers[i].folded && i == from);
+        layer_backward(m, P, i, fold);
+    }
+}
+
+int nnl_model_tap_act(const nnl_model *m, const char *name) {
+    for (int t = 0; name && t < m->ntaps; t++)
+        if (!strcmp(m->taps[t].name, name)) return m->taps[t].act;
+    return -1;
+}
+
+nnl_shape nnl_model_act_shape(const nnl_model *m, int a) { return a == 0 ? m->input : m->layers[a - 1].out; }
+
+void nnl_model_params_changed(nnl_model *m) { m->wpack_ok = 0; }
+
+const float *nnl_model_act(const nnl_model *m, const char *name, int *c, int *h, int *w) {
+    int a = nnl_model_tap_act(m, name);
+    if (a < 0 || !m->acts) return NULL;
+    nnl_shape s = nnl_model_act_shape(m, a);
+    if (c) *c = s.c;
+    if (h) *h = s.h;
+    if (w) *w = s.w;
+    return m->acts[a];
+}
+
+int nnl_model_tap_names(const nnl_model *m, char *buf, size_t size) {
+    size_t pos = 0;
+    if (size) buf[0] = 0;
+    for (int t = 0; t < m->ntaps; t++) {
+        int k = snprintf(buf + pos, pos < size ? size - pos : 0, "%s%s", t ? ", " : "", m->taps[t].name);
+        if (k > 0) pos += (size_t)k;
+    }
+    return m->ntaps;
+}
+
+int nnl_model_freeze(nnl_model *m, const char *below) {
+    int a = 0;
+    if (below && *below && (a = nnl_model_tap_act(m, below)) < 0) {
+        char names[512];
+        if (nnl_model_tap_names(m, names, sizeof names))
+            return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' (it names: %s)", below, names);
+        return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' (its architecture names none: "
+                        "name one with @NAME in the spec)", below);
+    }
+    m->frozen = a;
+    if (m->acts) choose_paths(m);
+    return NNL_OK;
+}
+
+int nnl_model_frozen_layers(const nnl_model *m) { return m->frozen; }
+
+void nnl_model_set_input_grad(nnl_model *m, int on) { m->input_grad = on != 0; }
+
+const float *nnl_model_input_grad(const nnl_model *m) { return m->input_grad && m->dacts ? m->dacts[0] : NULL; }
 
 static void backward(nnl_model *m, const float *dlogits, int n, int assign) {
     nnl_pass P = nnl_model_pass(m, n, m->last_training, m->last_seed, m->last_step, 0.0f);
@@ -284,14 +378,15 @@ void nnl_model_eval_hooks(const nnl_hooks *hooks, uint8_t *px, int64_t n, int c,
                       nnl_mix64(NNL_EVAL_HOOK_SEED ^ (uint64_t)(first + j)), soft);
 }
 
-void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl_hooks *hooks, float *x) {
+void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl_hooks *hooks, int64_t first,
+                     const int64_t *idx, float *x) {
     if (!hooks || !hooks->to_float) { nnl_model_normalize(m, px, n, x); return; }
     size_t plane = (size_t)m->input.h * m->input.w, in = plane * (size_t)m->input.c;
     int c = m->input.c;
     #pragma omp parallel for schedule(static) num_threads(nnl_threads()) if (n * (int64_t)in > 100000)
     for (int64_t i = 0; i < n; i++) {
         float *o = x + (size_t)i * in;
-        hooks->to_float(hooks->user, px + (size_t)i * in, c, m->input.h, m->input.w, o);
+        hooks->to_float(hooks->user, px + (size_t)i * in, c, m->input.h, m->input.w, idx ? idx[i] : first + i, o);
         for (int k = 0; k < c; k++) {
             float inv = 1.0f / m->std[k], mu = m->mean[k];
             for (size_t j = 0; j < plane; j++) o[(size_t)k * plane + j] = (o[(size_t)k * plane + j] - mu) * inv;
@@ -474,7 +569,7 @@ int nnl_model_predict_hooked(nnl_model *m, const uint8_t *pixels, int64_t n, con
             }
             px = copy;
         }
-        nnl_model_input(m, px, b, hooks, m->acts[0]);
+        nnl_model_input(m, px, b, hooks, first + i, NULL, m->acts[0]);
         const float *z = nnl_model_forward(m, m->acts[0], b, 0, 0, 0, 0.0f);
         for (int r = 0; r < b; r++) {
             const float *zr = z + (size_t)r * k;

@@ -6,6 +6,7 @@
 
 #define NNL_MAX_LAYERS 256
 #define NNL_MAX_META 64
+#define NNL_MAX_TAPS 32
 
 struct nnl_model {
     char *arch;              /* as given: a preset name or a spec */
@@ -36,6 +37,12 @@ struct nnl_model {
     int wpack_ok;            /* kept by the fused SGD step once made (0: make it again) */
     int chain;               /* 1: dense/ReLU only, run by the dense-chain fast path (tests may clear it) */
     int fold;                /* 1: batch-norm + ReLU pairs run as one layer (tests may clear it) */
+    /* Named activations (@name in the spec): activation index (0 = input, i + 1 = output
+     * of layer i). Every optimisation leaves a named activation written (choose_paths). */
+    int ntaps;
+    struct { char name[32]; int act; } taps[NNL_MAX_TAPS];
+    int input_grad;          /* 1: backward also writes dacts[0], the gradient of the input */
+    int frozen;              /* layers [0, frozen) are frozen: eval mode, never updated */
 };
 
 /* nnl_model_create, refusing (NNL_ERR_SHAPE) before allocating anything large an architecture
@@ -63,6 +70,21 @@ nnl_pass nnl_model_pass(nnl_model *m, int n, int training, uint64_t seed, uint64
 void nnl_model_layer_forward(nnl_model *m, const nnl_pass *P, int i);
 void nnl_model_backward_begin(nnl_model *m, const float *dlogits, int n);
 void nnl_model_layer_backward(nnl_model *m, const nnl_pass *P, int i);
+/* The passes over a range of activations [from, to] (0 = input, nlayers = logits), for a lock
+ * that works on part of the network (the gate lock's head). Forward: acts[from] -> acts[to],
+ * layers below m->frozen in eval mode. Backward: from dacts[to], which the caller sets, down
+ * to dacts[from] (from 0: only with m->input_grad); the parameter gradients of the layers in
+ * between as P->grad_assign says. A batch-norm + ReLU pair is folded only when both lie in the
+ * range: a boundary inside a pair gets the unfused pair. */
+void nnl_model_forward_range(nnl_model *m, const nnl_pass *P, int from, int to);
+void nnl_model_backward_range(nnl_model *m, const nnl_pass *P, int from, int to);
+/* The activation index of a named activation, -1 if the model has none of that name. */
+int nnl_model_tap_act(const nnl_model *m, const char *name);
+/* The shape of activation a. */
+nnl_shape nnl_model_act_shape(const nnl_model *m, int a);
+/* Weights were changed outside the optimizer (Lookahead, a hook): copies of them kept by a
+ * fast path are made again before they are next used. */
+void nnl_model_params_changed(nnl_model *m);
 /* Backward pass after a training forward of the same batch: ACCUMULATES into m->grads. */
 void nnl_model_backward(nnl_model *m, const float *dlogits, int n);
 /* Backward pass that SETS m->grads to this batch's gradients (no zeroing needed first). */
@@ -71,8 +93,10 @@ void nnl_model_zero_grad(nnl_model *m);
 /* Normalises 8-bit CHW images into float input. */
 void nnl_model_normalize(const nnl_model *m, const uint8_t *px, int64_t n, float *x);
 /* The model's input from 8-bit images that went through hooks->sample: normalised, after the
- * hooks' float stage (to_float) when they have one. */
-void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl_hooks *hooks, float *x);
+ * hooks' float stage (to_float) when they have one. Image i is the data set's image idx[i]
+ * (idx NULL: first + i), the index its float stage is given. */
+void nnl_model_input(const nnl_model *m, const uint8_t *px, int64_t n, const nnl_hooks *hooks, int64_t first,
+                     const int64_t *idx, float *x);
 /* The seed evaluation passes hooks (nnl_mix64(seed ^ image index)), so that a random
  * certificate placement or a key-dependent transform is the same on every run, and the
  * same in nnl_model_predict_hooked as in nnl_evaluate. */

@@ -79,7 +79,7 @@ int nnl_model_whiten(nnl_model *m, const nnl_dataset *ds, int64_t nimages, const
              * epoch's would do as well: a lock that stamps at random still stamps a share). */
             memcpy(img, ds->pixels + (size_t)i * in, in);
             nnl_model_eval_hooks(hooks, img, 1, c, h, w, i, ds->labels ? ds->labels + i : NULL, soft);
-            nnl_model_input(m, img, 1, hooks, x);
+            nnl_model_input(m, img, 1, hooks, i, NULL, x);
         } else {
             nnl_model_normalize(m, ds->pixels + (size_t)i * in, 1, x);
         }

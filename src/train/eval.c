@@ -57,7 +57,7 @@ int nnl_evaluate_tta(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks
         for (int v = 0; v < nv; v++) {
             view_px(ds->pixels + (size_t)i * in, n, c, h, w, vs[v], vf[v], px);
             nnl_model_eval_hooks(hooks, px, n, c, h, w, i, ds->labels + i, soft);
-            nnl_model_input(m, px, n, hooks, m->acts[0]);
+            nnl_model_input(m, px, n, hooks, i, NULL, m->acts[0]);
             const float *z = nnl_model_forward(m, m->acts[0], n, 0, 0, 0, 0.0f);
             for (size_t e = 0; e < (size_t)n * k; e++) acc[e] += wt[tta][v] * z[e];
         }

@@ -49,11 +49,12 @@ int nnl_lookahead_step(nnl_lookahead *la, nnl_model *m, uint64_t steps_done, dou
     }
     double rho = pow(la->decay, la->every) * pow((double)steps_done / (double)la->total, la->pow);
     move(la->ema, m, (float)(1.0 - rho));
+    nnl_model_params_changed(m);
     return NNL_OK;
 }
 
 void nnl_lookahead_finish(nnl_lookahead *la, nnl_model *m) {
-    if (la->ema) move(la->ema, m, 0.0f);
+    if (la->ema) { move(la->ema, m, 0.0f); nnl_model_params_changed(m); }
 }
 
 void nnl_lookahead_free(nnl_lookahead *la) {

@@ -40,7 +40,7 @@ int nnl_optim_segments(nnl_optim *o, const nnl_model *m, const nnl_train_opts *o
     int special = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const nnl_layer *L = &m->layers[i];
-        special |= L->fixed_w || (L->kind == NNL_L_BATCHNORM && bnb != 1.0f) ||
+        special |= i < m->frozen || L->fixed_w || (L->kind == NNL_L_BATCHNORM && bnb != 1.0f) ||
                    (L->whiten && opts->whiten_bias_epochs > 0.0f && epoch >= opts->whiten_bias_epochs);
     }
     if (!special) return 0;
@@ -51,6 +51,7 @@ int nnl_optim_segments(nnl_optim *o, const nnl_model *m, const nnl_train_opts *o
         float wl = L->fixed_w ? 0.0f : 1.0f, bl = 1.0f, bw = 1.0f;
         if (L->kind == NNL_L_BATCHNORM && bnb != 1.0f) { bl = bnb; bw = 1.0f / bnb; }
         if (L->whiten && opts->whiten_bias_epochs > 0.0f && epoch >= opts->whiten_bias_epochs) bl = 0.0f;
+        if (i < m->frozen) wl = bl = bw = 0.0f;  /* frozen: no step, no decay */
         if (L->w_n) o->seg[o->nseg++] = (nnl_optim_seg){L->w_off, L->w_off + L->w_n, wl, wl};
         if (L->b_n) o->seg[o->nseg++] = (nnl_optim_seg){L->b_off, L->b_off + L->b_n, bl, bw};
     }

@@ -24,8 +24,8 @@ typedef struct nnl_optim {
 
 int nnl_optim_init(nnl_optim *o, size_t n, const nnl_train_opts *opts);
 void nnl_optim_free(nnl_optim *o);
-/* The multipliers of the model's parameters at a (fractional) epoch: weights a layer never
- * trains (fixed_w), batch-norm biases (opts->bn_bias_lr), the whitening layer's bias after
+/* The multipliers of the model's parameters at a (fractional) epoch: frozen layers (0), weights
+ * a layer never trains (fixed_w), batch-norm biases (opts->bn_bias_lr), the whitening layer's bias after
  * opts->whiten_bias_epochs. Returns 1 if some parameter is not at the plain rate. */
 int nnl_optim_segments(nnl_optim *o, const nnl_model *m, const nnl_train_opts *opts, double epoch);
 /* One step: params -= update(grads) at learning rate lr. */

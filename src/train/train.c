@@ -109,7 +109,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
         for (int64_t bi = 0; bi < batches && step < total_steps; bi++, step++) {
             int n = (int)(train->n - bi * bs < bs ? train->n - bi * bs : bs);
             nnl_batcher_fill(&b, train, perm + bi * bs, n, &aug, o->hooks, ep_seed);
-            nnl_model_input(m, b.px, n, o->hooks, m->acts[0]);
+            nnl_model_input(m, b.px, n, o->hooks, 0, perm + bi * bs, m->acts[0]);
             const float *z = nnl_model_forward(m, m->acts[0], n, 1, o->seed, step, o->bn_momentum);
             double loss = nnl_softmax_xent(z, b.labels, b.has_soft ? b.soft : NULL, n, m->nclass,
                                            o->label_smoothing, dlogits, &correct);
@@ -159,6 +159,7 @@ int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
             nnl_eval_free(&ev);
         }
         if (o->epoch_end && (st = o->epoch_end(m, ep + 1, o->epoch_end_user))) break;
+        nnl_model_params_changed(m);  /* the hook, or the evaluation's callers, may have set weights */
         if (o->progress) {
             double el = nnl_now() - t0, ips = total_seen / (el > 1e-9 ? el : 1e-9);
             double left = (double)train->n * (o->epochs - ep - 1);
