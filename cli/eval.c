@@ -148,7 +148,7 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
     cli_lock *l = &L->l[0];
     nnl_hooks keyed;
     l->ops->authorized(l->key.key, &keyed);
-    double *v = calloc((size_t)nmodels * 3, sizeof *v), base = -1.0, wrong = -1, wrong_max = -1, near = -1, near_max = -1;
+    double *v = calloc((size_t)nmodels * 3, sizeof *v), base = -1.0, orig_rec = -1.0, wrong = -1, wrong_max = -1, near = -1, near_max = -1;
     double *trusted = v, *clean = v + nmodels, *remapped = v + 2 * nmodels;
     char label[64] = "?";
     int rc = 1, other = trials > 0 && l->ops->random_key;
@@ -162,6 +162,11 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
             goto done;
         }
         l->ops->label(m, label, sizeof label);
+        /* A lock made from a trained model records that model's test accuracy. */
+        char key[96];
+        snprintf(key, sizeof key, "lock.%s.original_accuracy", l->ops->name);
+        const char *orec = nnl_model_meta_get(m, key);
+        if (i == 0 && orec) orig_rec = atof(orec);
         int st;
         if (accuracy(cmd, m, ds, &keyed, batch, &trusted[i]) || accuracy(cmd, m, ds, NULL, batch, &clean[i])) {
             nnl_model_free(m);
@@ -184,6 +189,8 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
         int fail = cli_match_classes(cmd, b, ds, "test") || accuracy(cmd, b, ds, NULL, batch, &base);
         nnl_model_free(b);
         if (fail) goto done;
+    } else if (orig_rec >= 0) {
+        base = orig_rec;  /* the model the lock was made from, measured when it was locked */
     }
     double tm, ts, cm, cs, rm, rs;
     mean_std(trusted, nmodels, &tm, &ts);
@@ -205,12 +212,18 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
             if (other) {
                 json_object_set_new(r, "wrong_key_mean", cli_jnum(wrong, &nulls));
                 json_object_set_new(r, "wrong_key_max", cli_jnum(wrong_max, &nulls));
+                /* the gate lock's names for the same (AuthNet calls wrong keys random keys) */
+                json_object_set_new(r, "random_key_mean", cli_jnum(wrong, &nulls));
+                json_object_set_new(r, "random_key_max", cli_jnum(wrong_max, &nulls));
                 json_object_set_new(r, "neighbour_key_mean", cli_jnum(near, &nulls));
                 json_object_set_new(r, "neighbour_key_max", cli_jnum(near_max, &nulls));
                 json_object_set_new(r, "neighbour", cli_jstr(l->ops->neighbour));
                 json_object_set_new(r, "trials", json_integer(trials));
             }
-            if (base >= 0) json_object_set_new(r, "baseline", cli_jnum(base, &nulls));
+            if (base >= 0) {
+                json_object_set_new(r, "baseline", cli_jnum(base, &nulls));
+                json_object_set_new(r, "original", cli_jnum(base, &nulls));
+            }
         }
         if (cli_json_emit(cmd, r, nulls, NULL)) goto done;
     } else {

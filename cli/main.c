@@ -27,7 +27,10 @@ static void arch_help(FILE *out) {
         "  cnn   conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,\n"
         "        flatten,dense256,relu,dense\n"
         "  resnet9  the DAWNBench CIFAR-10 ResNet-9 (6.6 M parameters at 32x32x3)\n"
-        "  vgg   VGG-11 with batch-norm, for 32x32 colour images\n\n"
+        "  airbench  airbench94's network (Keller Jordan), with --recipe airbench\n"
+        "  vgg   VGG-11 with batch-norm, for 32x32 colour images\n"
+        "  vgg13    AuthNet's VGG-13 (the gate lock's CIFAR-10 network; gate @gate = 256x4x4)\n"
+        "  lenet5   AuthNet's LeNet-5 for 28x28 or 32x32 images (gate @gate = 16x5x5)\n\n"
         "layers:\n"
         "  dense<N> | dense          fully connected, N units (bare: one per class; ends every spec)\n"
         "  conv<OC>k<K>[s<S>][p<P>]  convolution, OC channels, KxK kernel, stride S (1), zero padding P (0)\n"
@@ -36,7 +39,8 @@ static void arch_help(FILE *out) {
         "  bn                        batch normalisation\n"
         "  relu, flatten             activation, reshape\n"
         "  dropout<P>                dropout with probability P, e.g. dropout0.5\n"
-        "  @name, add@name           name the current activation; add it back later (residual)\n\n"
+        "  @name, add@name           name the current activation (a gate, a --freeze-below point);\n"
+        "                            add it back later (residual)\n\n"
         "example: conv32k3,relu,maxpool2,conv64k3,relu,maxpool2,dense256,relu,dense\n");
 }
 

@@ -24,6 +24,8 @@ static void usage(FILE *out) {
         "                         locked with the same key\n"
         "      --write-plaintext  with a weight-locked --init: write the output unlocked instead\n"
         "  -o, --out FILE         model file to write (default model.nnl)\n"
+        "      --freeze-below NAME  train only the layers after the activation @NAME (those before\n"
+        "                         keep their weights and run in evaluation mode)\n"
         "  -e, --epochs N         epochs (default 10); a fraction (9.9) ends within the last epoch\n"
         "  -b, --batch N          batch size (default 128)\n"
         "      --lr F             learning rate (default 0.01 for sgd, 0.001 for adam)\n"
@@ -141,6 +143,23 @@ static void on_progress(const nnl_progress *p, void *user) {
     fprintf(stderr, "\r\033[Kepoch %d/%d  batch %lld/%lld  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %s",
             p->epoch, p->epochs, (long long)p->batch, (long long)p->batches, p->loss, 100.0 * p->acc, p->lr,
             p->images_per_s, eta);
+}
+
+/* The plain and authorized test accuracies of the model as it is now. */
+static int measure(nnl_model *m, lock_state *l, double *trusted, double *clean) {
+    double t0 = cli_now();
+    nnl_eval ev;
+    int st = nnl_evaluate(m, l->test, NULL, 500, &ev);
+    if (st) return st;
+    *clean = nnl_eval_accuracy(&ev);
+    nnl_eval_free(&ev);
+    if (l->on) {
+        if ((st = nnl_evaluate(m, l->test, &l->authorized, 500, &ev))) return st;
+        *trusted = nnl_eval_accuracy(&ev);
+        nnl_eval_free(&ev);
+    }
+    l->eval_seconds += cli_now() - t0;
+    return NNL_OK;
 }
 
 /* After each epoch: the stamped (authorized) test accuracy, and a history row. */
@@ -292,7 +311,7 @@ static int run(int argc, char **argv) {
         {"nesterov", 0, 0, 4}, {"weight-decay", 1, 0, 5}, {"schedule", 1, 0, 6}, {"step-size", 1, 0, 7},
         {"gamma", 1, 0, 8}, {"warmup", 1, 0, 9}, {"label-smoothing", 1, 0, 10}, {"augment-crop", 1, 0, 11},
         {"augment-flip", 0, 0, 12}, {"limit", 1, 0, 13}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'},
-        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24},
+        {"json", 0, 0, 14}, {"quiet", 0, 0, 'q'}, {"init", 1, 0, 15}, {"freeze-below", 1, 0, 42}, {"resize", 1, 0, 23}, {"crop-roi", 0, 0, 24},
         {"write-plaintext", 0, 0, 25}, {"figures", 1, 0, 22}, {"augment-flip-alternate", 0, 0, 26},
         {"augment-translate", 1, 0, 27}, {"drop-last", 0, 0, 28}, {"eval-last", 0, 0, 41}, {"bn-momentum", 1, 0, 29}, {"bn-bias-lr", 1, 0, 30},
         {"whiten-images", 1, 0, 31}, {"whiten-bias-epochs", 1, 0, 32}, {"triangle", 1, 0, 33}, {"lookahead", 1, 0, 34},
@@ -303,7 +322,7 @@ static int run(int argc, char **argv) {
     const char *figures = NULL;
     long resize = 32;
     int crop_roi = 0, write_plaintext = 0, eval_last = 0;
-    const char *init = NULL;
+    const char *init = NULL, *freeze_below = NULL;
     int arch_set = 0;
     cli_weights_opts wo = {0};
     const char *cmd = "train", *data = NNL_DEFAULT_DATA, *arch = "mlp", *out = "model.nnl";
@@ -363,6 +382,7 @@ static int run(int argc, char **argv) {
         case 14: json = 1; break;
         case 'q': quiet = 1; break;
         case 15: init = optarg; break;
+        case 42: freeze_below = optarg; break;
         case 22: figures = optarg; break;
         case 23: if (cli_int(cmd, "--resize", optarg, 4, 1024, &resize)) goto early; break;
         case 24: crop_roi = 1; break;
@@ -468,6 +488,7 @@ static int run(int argc, char **argv) {
         }
     }
     if (cli_locks_fit(&L, cmd, m)) goto done;
+    if (freeze_below && (st = nnl_model_freeze(m, freeze_below))) { cli_lib_fail(cmd, st); goto done; }
     int wl = cli_locks_weights(&L);
     if (wl >= 0 && (wo.key_file || wo.passphrase_file)) {
         cli_fail(cmd, "--lock weights and --weights-key both give the output's weight key: give one");
@@ -489,9 +510,24 @@ static int run(int argc, char **argv) {
     lk.epochs = o.epochs;
     /* Each input lock's training hooks, in the order given; an authorized user's input for
      * the per-epoch measurement. */
-    int inputs[CLI_MAX_LOCKS], ni = cli_locks_inputs(&L, inputs);
+    int inputs[CLI_MAX_LOCKS], ni = cli_locks_inputs(&L, inputs), learnt = -1;
     nnl_hooks train_hooks, th[CLI_MAX_LOCKS];
-    for (int i = 0; i < ni; i++) {
+    /* A lock whose key is learnt from a trained model (the gate lock) is a training of its own:
+     * it takes the model of --init, alone on the input. */
+    for (int i = 0; i < ni; i++)
+        if (L.l[inputs[i]].ops->lock_model) learnt = inputs[i];
+    if (learnt >= 0) {
+        const char *name = L.l[learnt].ops->name;
+        if (!init) { cli_fail(cmd, "the %s lock locks a trained model: give it with --init MODEL", name); rc = 2; goto done; }
+        if (ni > 1) { cli_fail(cmd, "the %s lock cannot be layered with another lock on the input", name); rc = 2; goto done; }
+        if (L.l[learnt].key_path) {
+            cli_fail(cmd, "a %s key is learnt from the model it locks: leave out --key (--key-out names the new one)", name);
+            rc = 2;
+            goto done;
+        }
+        if (freeze_below) { cli_fail(cmd, "the %s lock freezes the layers below its gate itself: leave out --freeze-below", name); rc = 2; goto done; }
+    }
+    for (int i = 0; i < ni && learnt < 0; i++) {
         cli_lock *l = &L.l[inputs[i]];
         if ((st = l->ops->train(&l->train_state, l->key.key, m, cli_locks_args(&L, l->ops), o.seed, &th[i]))) {
             cli_fail(cmd, "%s", nnl_errmsg());
@@ -500,8 +536,8 @@ static int run(int argc, char **argv) {
         }
     }
     if (ni) {
-        if ((st = nnl_hook_chain_make(&train_chain, th, ni, &train_hooks))) { cli_lib_fail(cmd, st); goto done; }
-        o.hooks = &train_hooks;
+        if (learnt < 0 && (st = nnl_hook_chain_make(&train_chain, th, ni, &train_hooks))) { cli_lib_fail(cmd, st); goto done; }
+        if (learnt < 0) o.hooks = &train_hooks;
         if (cli_locks_hooks(&L, cmd, ~0u, &lk.authorized)) goto done;
         lk.on = 1;
     }
@@ -517,7 +553,21 @@ static int run(int argc, char **argv) {
                 nnl_get_threads());
     nnl_train_result res;
     /* on_epoch_end evaluates the test set (plain and authorized); nnl_train need not. */
-    if ((st = nnl_train(m, &train, NULL, &o, &res))) {
+    if (learnt >= 0) {
+        /* the lock's own procedure: its statistics, its key, then its training */
+        cli_lock *l = &L.l[learnt];
+        double t0 = cli_now();
+        st = l->ops->lock_model(l->key.key, m, &train, &test, cli_locks_args(&L, l->ops), &o, &l->train_state);
+        res.seconds = cli_now() - t0;
+        res.images_per_s = 0.0;
+        /* the lock may keep an earlier epoch's weights: what it wrote is what is reported */
+        double t1 = cli_now();
+        if (!st) st = measure(m, &lk, &ps.trusted, &ps.clean);
+        res.seconds += cli_now() - t1;  /* counted in the test passes' time, which is taken off */
+    } else {
+        st = nnl_train(m, &train, NULL, &o, &res);
+    }
+    if (st) {
         if (ps.tty && !quiet) fputc('\n', stderr);
         cli_lib_fail(cmd, st);
         json_decref(ps.epochs);

@@ -250,6 +250,12 @@ int nnl_model_frozen_layers(const nnl_model *m);   /* how many layers are frozen
  * off or before the first pass). */
 void nnl_model_set_input_grad(nnl_model *m, int on);
 const float *nnl_model_input_grad(const nnl_model *m);
+struct nnl_hooks;
+/* The mean of each channel of the activation `name` over the first nimages images of ds (0: all),
+ * over images and positions, in evaluation mode, each image given as an evaluation pass gives it
+ * (through hooks, NULL: none). mean has room for the activation's channels. */
+int nnl_model_channel_means(nnl_model *m, const nnl_dataset *ds, const struct nnl_hooks *hooks, const char *name,
+                            int64_t nimages, double *mean);
 /* Writes a human-readable description of the layers into buf (always NUL-terminated). */
 void nnl_model_describe(const nnl_model *m, char *buf, size_t size);
 

@@ -135,7 +135,7 @@ expect_fail "an unknown method" "--method must be shuffle, np or ffx" "$nnlock" 
 expect_fail "a cipher without ffx" "--cipher is for --method ffx" "$nnlock" keygen --lock transform --cipher ff1 -o x.key
 expect_fail "a key option with an existing key" "makes a new transform key" "$nnlock" train "${net[@]}" -o x.nnl --key s.key --block 2
 expect_fail "a lock option without its lock" "an option of the transform lock" "$nnlock" train "${net[@]}" -o x.nnl --method np
-expect_fail "an unknown lock" "--lock must be one of" "$nnlock" train "${net[@]}" -o x.nnl --lock gate
+expect_fail "an unknown lock" "--lock must be one of" "$nnlock" train "${net[@]}" -o x.nnl --lock nope
 expect_fail "two keys of one lock" "two transform keys" "$nnlock" eval t.nnl --data data --key s.key --key np.key
 expect_fail "a weight key to apply" "weight key" "$nnlock" apply --key w.key "$first" x.png
 printf '{"type":"nnlock-transform","version":1,"method":"shuffle","block":4,"channels":1,"perm":[0,1]}' > short.key

@@ -76,6 +76,14 @@ typedef struct nnl_lock_ops {
     int (*record)(nnl_model *m, const void *key, const void *state);
     /* Hooks that make an authorized user's input from an image. */
     void (*authorized)(const void *key, nnl_hooks *h);
+    /* A lock whose key is learnt from a trained model (the gate lock; NULL for the others):
+     * generate makes an empty key holding the options, and this learns it from the model (given
+     * with --init) and the training images and trains the model to it, in place, with o's
+     * epochs, batch, seed, augmentation, progress and epoch_end. test (may be NULL) is only
+     * measured, for the record (the original model's accuracy). *state goes to record, then to
+     * train_free; train is then not called. */
+    int (*lock_model)(void *key, nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
+                      const nnl_lock_args *a, const nnl_train_opts *o, void **state);
 
     /* ---- weights seam (NULL for an input lock) */
     int (*open)(const void *key, nnl_model *m);   /* decrypts in memory; NNL_ERR_KEY for a wrong key */
@@ -92,7 +100,7 @@ typedef struct nnl_lock_ops {
 
 /* ---------------------------------------------------------------- the registry */
 
-extern const nnl_lock_ops nnl_lock_certificate, nnl_lock_transform, nnl_lock_weights;
+extern const nnl_lock_ops nnl_lock_certificate, nnl_lock_transform, nnl_lock_gate, nnl_lock_weights;
 /* Every registered lock, NULL-terminated. */
 const nnl_lock_ops *const *nnl_lock_all(void);
 const nnl_lock_ops *nnl_lock_find(const char *name);

@@ -8,7 +8,8 @@
 #include <string.h>
 
 /* Every lock there is. A new lock adds one line here. */
-static const nnl_lock_ops *const registry[] = {&nnl_lock_certificate, &nnl_lock_transform, &nnl_lock_weights, NULL};
+static const nnl_lock_ops *const registry[] = {&nnl_lock_certificate, &nnl_lock_transform, &nnl_lock_gate, &nnl_lock_weights,
+                                              NULL};
 
 const nnl_lock_ops *const *nnl_lock_all(void) { return registry; }
 

@@ -60,6 +60,27 @@ const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *bu
                  2 * in.c * 4, in.h == 32 && in.w == 32 ? "maxpool3" : "gap");
         return buf;
     }
+    if (strcmp(arch, "lenet5") == 0) {
+        /* LeNet-5 as AuthNet's code has it (ReLU, average pooling, no third 5x5 block before
+         * the 120 filters), for 32x32 inputs; a 28x28 image (MNIST) gets a padding of 2 on the
+         * first convolution, the same as padding the normalised image to 32x32 with zeros.
+         * @gate: the gate lock's gate, 16x5x5, after the second convolution block. */
+        int pad = in.h == 28 && in.w == 28 ? 2 : 0;
+        snprintf(buf, size, "conv6k5p%d,relu,avgpool2,conv16k5,relu,avgpool2,@gate,conv120k5,relu,flatten,"
+                            "dense84,relu,dense", pad);
+        return buf;
+    }
+    if (strcmp(arch, "vgg13") == 0) {
+        /* AuthNet's VGG-13 (models/VGG.py): 3x3 convolutions with bias, batch-norm, ReLU; the
+         * head's 64,64,M,128,128,M,256,256,M ends at @gate (256x4x4 for 32x32 images), the tail's
+         * 512,512,M,512,512,M, then fc1 (100 units) and fc2 with nothing between them. */
+        snprintf(buf, size,
+                 "conv64k3p1,bn,relu,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,conv128k3p1,bn,relu,maxpool2,"
+                 "conv256k3p1,bn,relu,conv256k3p1,bn,relu,maxpool2,@gate,"
+                 "conv512k3p1,bn,relu,conv512k3p1,bn,relu,maxpool2,conv512k3p1,bn,relu,conv512k3p1,bn,relu,maxpool2,"
+                 "flatten,dense100,dense");
+        return buf;
+    }
     if (strcmp(arch, "vgg") == 0) {
         /* VGG-11 with batch-norm, sized for 32x32 images (the gate lock's network). */
         snprintf(buf, size,
