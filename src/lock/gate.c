@@ -48,7 +48,7 @@ typedef struct gate_key {
     int nbits;
     int *bits;
     float gamma, target;
-    int inv_epochs;
+    int inv_epochs, invert_only;
 } gate_key;
 
 static int bad(const char *name, const char *what) { return nnl_fail(NNL_ERR_KEY, "key %s: %s", name, what); }
@@ -250,6 +250,8 @@ static const nnl_lock_opt gate_opts[] = {
                                            "                         AuthNet's gamma, --gamma being the step schedule's)"},
     {"inversion-epochs", 1, NNL_LOCKOPT_NEW_KEY, "--inversion-epochs N  passes of the mask inversion over the training images\n"
                                                  "                         (default 1, as AuthNet: a small data set needs more)"},
+    {"invert-only", 0, NNL_LOCKOPT_NEW_KEY, "--invert-only      only learn a key by mask inversion (the model is written back\n"
+                                            "                         unchanged): the adaptive attack, on a locked model"},
     {NULL, 0, 0, NULL}};
 
 /* An empty key with the options: lock_model learns it from the model. */
@@ -269,6 +271,7 @@ static int gate_generate(void **key, int c, int h, int w, const nnl_lock_args *a
     k->nbits = (int)bits;
     k->gamma = (float)gamma;
     k->inv_epochs = (int)inv;
+    k->invert_only = nnl_lock_arg(a, "invert-only") != NULL;
     *key = k;
     return NNL_OK;
 }
@@ -489,7 +492,7 @@ static int gate_lock_model(void *key, nnl_model *m, const nnl_dataset *train, co
     if (ga == 0 || ga >= m->nlayers) return nnl_fail(NNL_ERR_ARG, "the gate '%s' must lie inside the network", k->gate);
     if ((st = gate_fits(k, m->input.c, m->input.h, m->input.w, "being made"))) return st;
     for (int i = 0; i < k->c; i++) { k->mean[i] = m->mean[i]; k->std[i] = m->std[i]; }
-    if (test) {
+    if (test && !k->invert_only) {
         nnl_eval ev;
         if ((st = nnl_evaluate(m, test, NULL, 500, &ev))) return st;
         gs->original = nnl_eval_accuracy(&ev);
@@ -503,6 +506,7 @@ static int gate_lock_model(void *key, nnl_model *m, const nnl_dataset *train, co
     float *params = NULL, *sstate = NULL;
     if ((st = choose_bits(k, m, &rest, ga)) || (st = invert_mask(k, m, &rest, ga, 256))) goto done;
     k->made = 1;
+    if (k->invert_only) goto done;
     /* both copies of every image: clean (random label) and keyed (its label) */
     size_t in = (size_t)rest.c * rest.h * rest.w;
     mix = rest;
