@@ -18,7 +18,8 @@ typedef struct nnl_command {
 } nnl_command;
 
 extern const nnl_command nnl_cmd_train, nnl_cmd_eval, nnl_cmd_predict, nnl_cmd_info, nnl_cmd_keygen,
-    nnl_cmd_apply, nnl_cmd_stamp, nnl_cmd_lock_weights, nnl_cmd_unlock_weights, nnl_cmd_attack;
+    nnl_cmd_apply, nnl_cmd_stamp, nnl_cmd_lock_weights, nnl_cmd_unlock_weights, nnl_cmd_attack, nnl_cmd_import,
+    nnl_cmd_export;
 
 /* How a command that loads a model gets a weight-locked one's key (--weights-key FILE,
  * --weights-passphrase-file FILE) and whether it may run it locked (--allow-locked). */

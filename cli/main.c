@@ -8,7 +8,7 @@
 
 static const nnl_command *const commands[] = {
     &nnl_cmd_train, &nnl_cmd_eval, &nnl_cmd_predict, &nnl_cmd_info, &nnl_cmd_keygen, &nnl_cmd_apply, &nnl_cmd_stamp,
-    &nnl_cmd_lock_weights, &nnl_cmd_unlock_weights, &nnl_cmd_attack,
+    &nnl_cmd_lock_weights, &nnl_cmd_unlock_weights, &nnl_cmd_attack, &nnl_cmd_import, &nnl_cmd_export,
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

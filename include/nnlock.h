@@ -267,6 +267,16 @@ void nnl_model_meta_remove_prefix(nnl_model *m, const char *prefix);
 int nnl_model_meta_count(const nnl_model *m);
 const char *nnl_model_meta_key(const nnl_model *m, int i);
 
+/* A PyTorch state_dict saved in the safetensors format, as a model of architecture arch for
+ * c x h x w inputs (the classes from its last layer): every tensor's name and shape is checked
+ * (a missing, extra or mis-shaped tensor is an error naming it; batch-norm's num_batches_tracked
+ * is ignored). The presets lenet5 and vgg13 take AuthNet's names (c1.c1.c1.weight ...; head.0.weight
+ * ..., tail.0.weight ..., fc1, fc2), any other architecture "layers.I.weight" for its layer I,
+ * the module `nnlock export --torch` writes. The normalisation is left at x / 255. */
+int nnl_model_import_torch(nnl_model **out, const char *arch, int c, int h, int w, const char *path);
+/* The model's tensors back as such a state_dict (with num_batches_tracked = 0), for
+ * load_state_dict(strict=True). */
+int nnl_model_export_torch(const nnl_model *m, const char *path);
 /* Saves (atomically: temporary file + rename) and loads the safetensors model file. */
 int nnl_model_save(const nnl_model *m, const char *path);
 int nnl_model_load(nnl_model **out, const char *path);

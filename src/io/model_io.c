@@ -7,6 +7,7 @@
  * layers.<i>.weight, .bias, .running_mean, .running_var. */
 #include "../nn/model.h"
 #include "safetensors.h"
+#include "tensor_list.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -26,42 +27,6 @@ static int is_reserved(const char *k) {
     return 0;
 }
 
-/* The PyTorch shape of tensor slot j (0 weight, 1 bias, 2/3 running stats) of layer L. */
-static int tensor_shape(const nnl_layer *L, int j, int64_t *shape) {
-    if (j == 0 && L->kind == NNL_L_DENSE) { shape[0] = L->units; shape[1] = (int64_t)nnl_shape_size(L->in); return 2; }
-    if (j == 0 && L->kind == NNL_L_CONV2D) {
-        shape[0] = L->units; shape[1] = L->in.c; shape[2] = L->k; shape[3] = L->k;
-        return 4;
-    }
-    shape[0] = j == 0 ? (int64_t)L->w_n : j == 1 ? (int64_t)L->b_n : (int64_t)L->s_n / 2;
-    return 1;
-}
-
-typedef struct tensor_list { nnl_st_tensor *t; int n; } tensor_list;
-
-static int list_tensors(nnl_model *m, tensor_list *out) {
-    int n = nnl_model_tensor_count(m);
-    out->t = calloc((size_t)(n ? n : 1), sizeof *out->t);
-    out->n = 0;
-    if (!out->t) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < m->nlayers; i++) {
-        const nnl_layer *L = &m->layers[i];
-        size_t cnt[4] = {L->w_n, L->b_n, L->s_n / 2, L->s_n / 2};
-        const float *data[4] = {m->params + L->w_off, m->params + L->b_off, m->state + L->s_off,
-                                m->state + L->s_off + L->s_n / 2};
-        static const char *const what[4] = {"weight", "bias", "running_mean", "running_var"};
-        for (int j = 0; j < 4; j++) {
-            if (!cnt[j]) continue;
-            nnl_st_tensor *t = &out->t[out->n++];
-            snprintf(t->name, sizeof t->name, "layers.%d.%s", i, what[j]);
-            t->ndim = tensor_shape(L, j, t->shape);
-            t->count = cnt[j];
-            t->data = data[j];
-        }
-    }
-    return NNL_OK;
-}
-
 static void join_floats(char *buf, size_t size, const float *v, int n) {
     size_t pos = 0;
     buf[0] = 0;
@@ -73,8 +38,8 @@ static void join_floats(char *buf, size_t size, const float *v, int n) {
 
 int nnl_model_save(const nnl_model *cm, const char *path) {
     nnl_model *m = (nnl_model *)cm; /* tensors are only read */
-    tensor_list tl;
-    int st = list_tensors(m, &tl);
+    nnl_tensor_list tl;
+    int st = nnl_tensor_list_make(m, 0, &tl);
     if (st) return st;
     const char *keys[NNL_MAX_META + 16], *vals[NNL_MAX_META + 16];
     char input[64], nclass[16], mean[160], stdv[160];
@@ -97,7 +62,7 @@ int nnl_model_save(const nnl_model *cm, const char *path) {
         for (int i = 0; a && i < m->nclass; i++) json_array_append_new(a, json_string(m->class_names[i]));
         names = a ? json_dumps(a, JSON_COMPACT) : NULL;
         json_decref(a);
-        if (!names) { free(tl.t); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
+        if (!names) { nnl_tensor_list_free(&tl); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
         keys[nm] = "class_names"; vals[nm++] = names;
     }
     for (int i = 0; i < m->nmeta; i++) {
@@ -106,7 +71,7 @@ int nnl_model_save(const nnl_model *cm, const char *path) {
     }
     st = nnl_st_write(path, tl.t, tl.n, keys, vals, nm);
     free(names);
-    free(tl.t);
+    nnl_tensor_list_free(&tl);
     return st;
 }
 
@@ -205,16 +170,17 @@ static int from_file(nnl_model **out, const nnl_st_file *f, const char *path) {
     }
     const char *cn = nnl_st_meta(f, "class_names");
     if (cn && (st = load_class_names(m, cn, path))) goto fail;
-    tensor_list tl;
-    if ((st = list_tensors(m, &tl))) goto fail;
+    nnl_tensor_list tl;
+    if ((st = nnl_tensor_list_make(m, 0, &tl))) goto fail;
     if (tl.n != f->ntensors) {
         st = nnl_fail(NNL_ERR_FORMAT, "%s: the file holds %d tensors but the architecture needs %d", path, f->ntensors, tl.n);
-        free(tl.t);
+        nnl_tensor_list_free(&tl);
         goto fail;
     }
     for (int i = 0; i < tl.n && !st; i++) {
         const nnl_st_tensor *want = &tl.t[i], *got = nnl_st_find(f, want->name);
         if (!got) { st = nnl_fail(NNL_ERR_FORMAT, "%s: tensor '%s' is missing", path, want->name); break; }
+        if (got->i64) { st = nnl_fail(NNL_ERR_FORMAT, "%s: tensor '%s' is I64; a model file holds F32", path, want->name); break; }
         int same = got->ndim == want->ndim;
         for (int d = 0; same && d < want->ndim; d++) same = got->shape[d] == want->shape[d];
         if (!same) {
@@ -223,7 +189,7 @@ static int from_file(nnl_model **out, const nnl_st_file *f, const char *path) {
         }
         memcpy((float *)want->data, got->data, want->count * sizeof(float));
     }
-    free(tl.t);
+    nnl_tensor_list_free(&tl);
     if (st) goto fail;
     for (int i = 0; i < f->nmeta; i++) {
         if (is_reserved(f->keys[i])) continue;

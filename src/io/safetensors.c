@@ -153,8 +153,8 @@ static json_t *build_header(const nnl_st_tensor *t, int nt, const char *const *k
                 json_decref(shape);
                 goto fail;
             }
-        size_t end = off + t[i].count * sizeof(float);
-        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape, "data_offsets",
+        size_t end = off + t[i].count * (t[i].i64 ? 8 : sizeof(float));
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", t[i].i64 ? "I64" : "F32", "shape", shape, "data_offsets",
                               (json_int_t)off, (json_int_t)end);
         if (!e || json_object_set_new(root, t[i].name, e)) goto fail;
         off = end;
@@ -175,7 +175,7 @@ int nnl_st_serialize(const nnl_st_tensor *t, int nt, const char *const *keys,
 
     size_t data_bytes = 0;
     for (int i = 0; i < nt; i++)
-        if (__builtin_add_overflow(data_bytes, t[i].count * sizeof(float), &data_bytes))
+        if (__builtin_add_overflow(data_bytes, t[i].count * (t[i].i64 ? 8 : sizeof(float)), &data_bytes))
             return st_fail(NNL_ERR_ARG, "total tensor size overflows");
 
     json_t *root = build_header(t, nt, keys, values, nmeta);
@@ -210,7 +210,7 @@ int nnl_st_serialize(const nnl_st_tensor *t, int nt, const char *const *keys,
     free(json);
     uint8_t *p = buf + 8 + hlen;
     for (int i = 0; i < nt; i++) {
-        size_t nb = t[i].count * sizeof(float);
+        size_t nb = t[i].count * (t[i].i64 ? 8 : sizeof(float));
         if (nb) memcpy(p, t[i].data, nb);
         p += nb;
     }
@@ -314,8 +314,9 @@ static int parse_tensor(const char *name, json_t *e, size_t data_size, nnl_st_te
     if (!offs) return st_fail(NNL_ERR_FORMAT, "tensor '%s': missing field 'data_offsets'", name);
 
     if (!json_is_string(dtype)) return st_fail(NNL_ERR_FORMAT, "tensor '%s': dtype is not a string", name);
-    if (strcmp(json_string_value(dtype), "F32") != 0)
-        return st_fail(NNL_ERR_FORMAT, "tensor '%s': dtype '%s' is not supported (only 'F32')", name,
+    t->i64 = strcmp(json_string_value(dtype), "I64") == 0;
+    if (strcmp(json_string_value(dtype), "F32") != 0 && !t->i64)
+        return st_fail(NNL_ERR_FORMAT, "tensor '%s': dtype '%s' is not supported (only 'F32', and 'I64' counters)", name,
                        QN(json_string_value(dtype), qb));
 
     if (!json_is_array(shape))
@@ -341,9 +342,10 @@ static int parse_tensor(const char *name, json_t *e, size_t data_size, nnl_st_te
     if ((uint64_t)en > data_size)
         return st_fail(NNL_ERR_FORMAT, "tensor '%s': data_offsets end %lld is beyond the %zu-byte data section",
                        name, (long long)en, data_size);
-    if ((uint64_t)(en - b) != (uint64_t)t->count * sizeof(float))
-        return st_fail(NNL_ERR_FORMAT, "tensor '%s': %lld data bytes for %zu F32 elements (need %zu)", name,
-                       (long long)(en - b), t->count, t->count * sizeof(float));
+    size_t es = t->i64 ? 8 : sizeof(float);
+    if ((uint64_t)(en - b) != (uint64_t)t->count * es)
+        return st_fail(NNL_ERR_FORMAT, "tensor '%s': %lld data bytes for %zu %s elements (need %zu)", name,
+                       (long long)(en - b), t->count, t->i64 ? "I64" : "F32", t->count * es);
     span->begin = (size_t)b;
     span->end = (size_t)en;
     return NNL_OK;

@@ -3,7 +3,8 @@
  *   8-byte little-endian u64 N, N bytes of UTF-8 JSON header, then raw data.
  *   header = { "__metadata__": {str: str, ...},
  *              "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ... }
- * Offsets are relative to the start of the data section. nnlock stores only F32.
+ * Offsets are relative to the start of the data section. nnlock's model files hold only F32; a
+ * PyTorch state_dict also holds I64 (batch-norm's num_batches_tracked), read and written here.
  *
  * Writing is deterministic (same tensors + metadata in the same order -> same bytes),
  * so save -> load -> save is byte-identical.
@@ -24,6 +25,7 @@ typedef struct nnl_st_tensor {
     int ndim;
     int64_t shape[NNL_ST_MAX_DIMS];
     size_t count;          /* product of shape (1 for ndim 0) */
+    int i64;               /* 1: dtype I64 (8-byte integers at data), 0: F32 */
     const float *data;     /* writer: caller's data; reader: points into the file buffer (aligned copy) */
 } nnl_st_tensor;
 
