@@ -277,6 +277,8 @@ int nnl_model_import_torch(nnl_model **out, const char *arch, int c, int h, int 
 /* The model's tensors back as such a state_dict (with num_batches_tracked = 0), for
  * load_state_dict(strict=True). */
 int nnl_model_export_torch(const nnl_model *m, const char *path);
+/* Writes (atomically) the Python source of the matching PyTorch module, class Net. */
+int nnl_model_write_torch_module(const nnl_model *m, const char *path);
 /* Saves (atomically: temporary file + rename) and loads the safetensors model file. */
 int nnl_model_save(const nnl_model *m, const char *path);
 int nnl_model_load(nnl_model **out, const char *path);

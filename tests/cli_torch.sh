@@ -210,6 +210,41 @@ for a in lenet5 vgg13; do
     py check $a $a.json $a.back.safetensors && ok || bad "$a: the exported state_dict computes something else"
 done
 
+echo "== export --torch: the module the state_dict loads into, for presets and any spec"
+res="conv4k3p1,@r,bn,relu,conv4k3p1b0,add@r,gelu,maxpool2,scale0.5,conv6k3p1,bn,relu,gap,flatten,dense"
+expect_ok "an nnlock model with a residual" "$nnlock" train --data small --arch "$res" --epochs 1 --quiet -t 1 -o res.nnl
+expect_ok "predict it" "$nnlock" predict res.nnl --data small --limit 20 -k 5 --json
+cp out res.json
+for a in lenet5 vgg13 spec res; do
+    expect_ok "export --torch $a" "$nnlock" export $a.nnl -o $a.t.safetensors --torch $a.py
+done
+/usr/bin/python3 - <<'PY' && ok || bad "export --torch: a module that does not compute what nnlock computes"
+import importlib.util, json, struct, sys
+sys.argv = ["ref.py", "none"]
+exec(open("ref.py").read())
+def module(name):
+    spec = importlib.util.spec_from_file_location(name, name + ".py"); mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod); return mod.Net()
+def norm(path):  # the model file's normalisation
+    b = open(path, "rb").read(1 << 20); n = struct.unpack("<Q", b[:8])[0]; md = json.loads(b[8:8 + n])["__metadata__"]
+    return [float(v) for v in md["norm_mean"].split(",")], [float(v) for v in md["norm_std"].split(",")]
+px32 = np.random.RandomState(2).randint(0, 256, size=(20, 3, 32, 32)).astype(np.uint8)
+cases = {"lenet5": (images(1, 28, 28, 20, 1), list(range(20))), "vgg13": (px32, sorted(range(20), key=lambda i: (i % 10, i))),
+         "spec": (px32[:, :, :16, :16], sorted(range(20), key=lambda i: (i % 5, i))),
+         "res": (px32[:, :, :16, :16], sorted(range(20), key=lambda i: (i % 5, i)))}
+ok = True
+for name, (px, order) in cases.items():
+    m = module(name); m.load_state_dict(load(name + ".t.safetensors"), strict=True); m.eval()
+    mean, std = norm(name + ".nnl")
+    x = torch.from_numpy(px).float() / 255
+    x = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    with torch.no_grad(): p = torch.softmax(m(x).double(), 1).numpy()
+    w = compare(p, name + ".json", order)
+    print(f"export --torch {name}: largest probability difference {w:.2e}")
+    ok &= w < 1e-4
+sys.exit(0 if ok else 1)
+PY
+
 echo "== bad state_dicts: one line naming the tensor, nothing written"
 expect_fail "a missing tensor" "no tensor 'tail.0.weight'" "$nnlock" import --arch vgg13 --state-dict missing.safetensors -o x.nnl
 expect_fail "an extra tensor" "tensor 'extra.weight' is not part of architecture 'vgg13'" "$nnlock" import --arch vgg13 --state-dict extra.safetensors -o x.nnl
