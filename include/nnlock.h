@@ -376,6 +376,10 @@ typedef struct nnl_train_opts {
      * e.g. to record extra metrics. A non-zero return stops training with that status. */
     int (*epoch_end)(nnl_model *m, int epoch, void *user);
     void *epoch_end_user;
+    /* The objective (NULL: softmax cross-entropy), see nnl_loss_fn. */
+    double (*loss)(void *user, const nnl_model *m, const float *logits, const int32_t *labels, const float *soft,
+                   int n, float *dlogits, int64_t *correct);
+    void *loss_user;
 } nnl_train_opts;
 
 void nnl_train_opts_default(nnl_train_opts *o);
@@ -384,6 +388,23 @@ typedef struct nnl_train_result {
     double final_loss, final_acc, test_acc, seconds, images_per_s;
 } nnl_train_result;
 
+/* A training objective on a batch's logits (n x nclass): the model's named activations of the
+ * same batch can be read with nnl_model_act. Writes dlogits = d(loss)/d(logits), adds the
+ * correct predictions to *correct, returns the batch's mean loss. (The default, NULL in the
+ * options: softmax cross-entropy with the options' label smoothing.) */
+typedef double (*nnl_loss_fn)(void *user, const nnl_model *m, const float *logits, const int32_t *labels,
+                              const float *soft, int n, float *dlogits, int64_t *correct);
+/* The open training loop, for a caller that does its own work between steps: init (checks the
+ * options and data, allocates everything, begins epoch 1); step trains the next batch and sets
+ * *epoch_done after the epoch's last; epoch ends the epoch (the averaged weights at the very end,
+ * the test pass when test is given, epoch_end, progress), sets *finished after the last and
+ * otherwise begins the next; result reports as nnl_train does. nnl_train is this loop. */
+typedef struct nnl_trainer nnl_trainer;
+int nnl_trainer_init(nnl_trainer **t, nnl_model *m, const nnl_dataset *train, const nnl_train_opts *o);
+int nnl_trainer_step(nnl_trainer *t, int *epoch_done);
+int nnl_trainer_epoch(nnl_trainer *t, const nnl_dataset *test, int *finished);
+void nnl_trainer_result(const nnl_trainer *t, nnl_train_result *res);
+void nnl_trainer_free(nnl_trainer *t);
 /* Trains m (initialise it first). test may be NULL. res may be NULL. */
 int nnl_train(nnl_model *m, const nnl_dataset *train, const nnl_dataset *test,
               const nnl_train_opts *o, nnl_train_result *res);
