@@ -1,6 +1,6 @@
 /* nnlock attack NAME: the adversary's tools. An attacker holds the locked model file and a
  * small fraction of labelled images, never the key. */
-#include "locks.h"
+#include "attack_cmds.h"
 #include "attack/attack.h"
 
 #include <stdlib.h>
@@ -25,6 +25,8 @@ static void usage(FILE *out) {
         "      --json         JSON output\n"
         CLI_WEIGHTS_USAGE,
         NNL_DEFAULT_DATA);
+    fputc('\n', out);
+    cli_attack_prune_usage(out);
 }
 
 static int run(int argc, char **argv) {
@@ -32,8 +34,9 @@ static int run(int argc, char **argv) {
                                          {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 3},
                                          CLI_WEIGHTS_LONGOPTS(300), {0, 0, 0, 0}};
     const char *cmd = "attack";
-    if (argc < 2 || argv[1][0] == '-') return cli_fail(cmd, "which attack? (usage: nnlock attack key-search MODEL ...)") + 1;
-    if (strcmp(argv[1], "key-search")) return cli_fail(cmd, "unknown attack '%s' (there is: key-search)", argv[1]) + 1;
+    if (argc < 2 || argv[1][0] == '-') return cli_fail(cmd, "which attack? (usage: nnlock attack key-search|prune MODEL ...)") + 1;
+    if (!strcmp(argv[1], "prune")) return cli_attack_prune(argc - 1, argv + 1);
+    if (strcmp(argv[1], "key-search")) return cli_fail(cmd, "unknown attack '%s' (there are: key-search, prune)", argv[1]) + 1;
     argc--; argv++;
     cli_locks L;
     struct option *lo = cli_locks_options(&L, base, 500, 0);
@@ -128,4 +131,4 @@ done:
     return rc;
 }
 
-const nnl_command nnl_cmd_attack = {"attack", "the adversary's tools: key-search", run, usage};
+const nnl_command nnl_cmd_attack = {"attack", "the adversary's tools: key-search, prune", run, usage};

@@ -2,7 +2,8 @@
 # The gate lock (AuthNet) on one data set: per seed, the original model, the locked one (its key
 # learnt by mask inversion, the tail fine-tuned), evaluated with its key, on plain images and with
 # random keys; then the attacks: fine-tuning the locked model with 1/5/10% of the training images
-# against training the same network from scratch on them, and the adaptive attack (the attacker
+# against training the same network from scratch on them, magnitude pruning of 10-90% of the
+# tail's weights, and the adaptive attack (the attacker
 # runs the mask inversion himself on 1% of the training images, gate guessed right). Writes one
 # section (the data set's) of a Markdown results file, keeping the others.
 #
@@ -55,6 +56,8 @@ for s in $(seq 1 "$seeds"); do
         step "$w/ft$pct-$s.json" "$nnlock" train "${common[@]}" --init "$w/lock-$s.nnl" --limit "$n" --epochs "$attack_epochs" -o "$w/ft$pct-$s.nnl"
         step "$w/scratch$pct-$s.json" "$nnlock" train "${common[@]}" --arch "$arch" --limit "$n" --epochs "$attack_epochs" -o "$w/scratch$pct-$s.nnl"
     done
+    step "$w/prune-$s.json" "$nnlock" attack prune "$w/lock-$s.nnl" --data "$data" --from gate --key "$w/lock-$s.key" \
+        -t "$threads" --json
     [ -s "$w/adv-$s.json" ] || rm -f "$w/adv-$s.nnl" "$w/adv-$s.nnl.key"
     step "$w/adv-$s.json" "$nnlock" train "${common[@]}" --init "$w/lock-$s.nnl" --lock gate "${lockargs[@]}" --invert-only \
         --inversion-epochs "$inv" --limit $((ntrain / 100)) --epochs 1 -o "$w/adv-$s.nnl"
@@ -92,6 +95,13 @@ lines = [f"## {name}", "",
          "| Attack | 1% | 5% | 10% |", "|---|---|---|---|"]
 for kind, label in (("ft", "fine-tune the locked model"), ("scratch", "train from scratch on the same images")):
     lines.append(f"| {label} | " + " | ".join(ms([J(f"{kind}{p}-{s}.json")["test_acc"] for s in S]) for p in (1, 5, 10)) + " |")
+pr = [J(f"prune-{s}.json")["rows"] for s in S]
+lines += ["", "Magnitude pruning of the tail (the layers after the gate), no fine-tuning after it: accuracy on plain "
+          "images (the attacker's) and on keyed images (what is left to an authorized user):", "",
+          "| Pruned | " + " | ".join(f"{100 * r['fraction']:.0f}%" for r in pr[0]) + " |",
+          "|---|" + "---|" * len(pr[0]),
+          "| plain | " + " | ".join(ms([p[i]["attacker_accuracy"] for p in pr]) for i in range(len(pr[0]))) + " |",
+          "| keyed | " + " | ".join(ms([p[i]["authorized"] for p in pr]) for i in range(len(pr[0]))) + " |"]
 adv = [J(f"adveval-{s}.json")["authorized"] for s in S]
 lines += ["", f"Adaptive attack (mask inversion by the attacker on 1% of the training images, the gate guessed right, "
           f"as many steps as the vendor's): the key found gives {ms(adv)} on keyed test images.", ""]

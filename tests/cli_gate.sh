@@ -51,6 +51,23 @@ expect_ok "predict with the key" "$nnlock" predict locked.nnl --key locked.nnl.k
 expect_ok "apply the key" "$nnlock" apply --key locked.nnl.key --data data --out keyed --limit 8
 [ -d keyed ] && ok || bad "apply wrote nothing"
 
+echo "== the pruning attack"
+expect_ok "eval for reference" "$nnlock" eval locked.nnl --data data --key locked.nnl.key --json -t 1 --trials 0
+cp out ref.json
+expect_ok "attack prune" "$nnlock" attack prune locked.nnl --data data --from gate --key locked.nnl.key --json -t 1
+py "
+import json
+r, e = json.load(open('$tmp/out')), json.load(open('$tmp/ref.json'))
+rows = r['rows']
+assert len(rows) == 10 and rows[0]['fraction'] == 0 and rows[0]['zeroed'] == 0, rows[0]
+assert abs(rows[0]['attacker_accuracy'] - e['unauthorized']) < 1e-9 and abs(rows[0]['authorized'] - e['authorized']) < 1e-9
+assert rows[5]['zeroed'] == round(0.5 * rows[5]['eligible']), rows[5]
+" && ok || bad "attack prune: $(head -c 400 "$tmp/out")"
+expect_ok "attack prune, the table" "$nnlock" attack prune locked.nnl --data data --fractions 0.5 -t 1
+grep -q "^| 50% |" "$tmp/out" && ok || bad "attack prune's table: $(cat "$tmp/out")"
+expect_fail "prune after nothing" "has no activation named 'tail'" "$nnlock" attack prune locked.nnl --data data --from tail
+expect_fail "a bad fraction" "--fractions expects fractions 0..1" "$nnlock" attack prune locked.nnl --data data --fractions 0.5,2
+
 echo "== --freeze-below"
 expect_ok "freeze" "$nnlock" train --data data --init orig.nnl --freeze-below gate --epochs 1 --quiet -t 1 -o frozen.nnl
 py "

@@ -27,4 +27,9 @@ typedef struct nnl_key_search_result {
 int nnl_key_search_run(nnl_model *m, const nnl_lock_ops *ops, const nnl_dataset *known, const nnl_dataset *rest,
                        const void *right, const nnl_key_search *o, nnl_key_search_result *r);
 
+/* Magnitude pruning: of the conv and dense weights of layers [from, nlayers) (not biases or
+ * batch-norms), the fraction with the smallest magnitude set to zero, over those layers
+ * together (ties in parameter order). *zeroed: how many; *eligible: of how many. */
+int nnl_prune_magnitude(nnl_model *m, int from, double fraction, int64_t *zeroed, int64_t *eligible);
+
 #endif
