@@ -10,12 +10,14 @@ static void usage(FILE *out) {
         "Reads a PyTorch state_dict saved in the safetensors format and writes an nnlock model that\n"
         "computes what the PyTorch module computes. Every tensor's name and shape is checked against\n"
         "the architecture; batch-norm's num_batches_tracked is ignored. lenet5 and vgg13 take the\n"
-        "names of AuthNet's code (c1.c1.c1.weight, ...; head.0.weight ... tail.11.*, fc1, fc2); any\n"
+        "names of AuthNet's code (c1.c1.c1.weight, ...; head.0.weight ... tail.11.*, fc1, fc2),\n"
+        "resnet18 the common CIFAR names (conv1, bn1, layer1.0.conv1, ..., shortcut.0, linear); any\n"
         "other architecture the names of the module 'nnlock export --torch' writes (layers.I.*).\n\n"
         "  -a, --arch ARCH        the architecture (see 'nnlock help arch')\n"
         "      --state-dict FILE  the state_dict (torch: save_file(model.state_dict(), FILE), or json +\n"
         "                         numpy, see docs/pytorch.md)\n"
-        "      --shape CxHxW      input shape (default 1x28x28 for lenet5, 3x32x32 for vgg13; required\n"
+        "      --shape CxHxW      input shape (default 1x28x28 for lenet5, 3x32x32 for vgg13 and\n"
+        "                         resnet18; required\n"
         "                         for other architectures)\n"
         "      --norm M,S | M1,..,Mc,S1,..,Sc  the input normalisation the PyTorch model was trained\n"
         "                         with, of pixel / 255 (default none: x = pixel / 255, as ToTensor gives)\n"
@@ -73,7 +75,7 @@ static int run(int argc, char **argv) {
     if (!arch || !sd) return cli_fail(cmd, "give --arch and --state-dict") + 1;
     if (!sc) {
         if (!strcmp(arch, "lenet5")) { sc = 1; sh = sw = 28; }
-        else if (!strcmp(arch, "vgg13")) { sc = 3; sh = sw = 32; }
+        else if (!strcmp(arch, "vgg13") || !strcmp(arch, "resnet18")) { sc = 3; sh = sw = 32; }
         else return cli_fail(cmd, "give the input shape with --shape CxHxW for architecture '%s'", cli_safe(arch)) + 1;
     }
     float mean[NNL_MAX_CHANNELS] = {0}, stdv[NNL_MAX_CHANNELS] = {1, 1, 1, 1};

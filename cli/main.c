@@ -30,7 +30,8 @@ static void arch_help(FILE *out) {
         "  airbench  airbench94's network (Keller Jordan), with --recipe airbench\n"
         "  vgg   VGG-11 with batch-norm, for 32x32 colour images\n"
         "  vgg13    AuthNet's VGG-13 (the gate lock's CIFAR-10 network; gate @gate = 256x4x4)\n"
-        "  lenet5   AuthNet's LeNet-5 for 28x28 or 32x32 images (gate @gate = 16x5x5)\n\n"
+        "  lenet5   AuthNet's LeNet-5 for 28x28 or 32x32 images (gate @gate = 16x5x5)\n"
+        "  resnet18 the common CIFAR ResNet-18 (11.2 M parameters; gate @gate = layer3's output)\n\n"
         "layers:\n"
         "  dense<N> | dense          fully connected, N units (bare: one per class; ends every spec)\n"
         "  conv<OC>k<K>[s<S>][p<P>]  convolution, OC channels, KxK kernel, stride S (1), zero padding P (0)\n"
@@ -40,7 +41,9 @@ static void arch_help(FILE *out) {
         "  relu, flatten             activation, reshape\n"
         "  dropout<P>                dropout with probability P, e.g. dropout0.5\n"
         "  @name, add@name           name the current activation (a gate, a --freeze-below point);\n"
-        "                            add it back later (residual)\n\n"
+        "                            add it back later (residual)\n"
+        "  ^name                     continue from a named activation: a second path from it\n"
+        "                            (a projection shortcut: @x,...,@main,^x,conv64k1s2b0,bn,add@main)\n\n"
         "example: conv32k3,relu,maxpool2,conv64k3,relu,maxpool2,dense256,relu,dense\n");
 }
 

@@ -76,6 +76,28 @@ def vgg13():
         def forward(self, x): return self.fc2(self.fc1(self.tail(self.head(x)).flatten(1)))
     return VGG13()
 
+def resnet18():  # the common CIFAR ResNet-18's names (conv1, bn1, layerL.B.*, shortcut, linear)
+    class Block(nn.Module):
+        def __init__(self, cin, c, s):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(cin, c, 3, s, 1, bias=False), nn.BatchNorm2d(c)
+            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, c, 1, s, bias=False), nn.BatchNorm2d(c)) if s != 1 or cin != c else nn.Sequential()
+        def forward(self, x):
+            return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+    class ResNet18(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64)
+            cin, ls = 64, []
+            for c, s in ((64, 1), (128, 2), (256, 2), (512, 2)): ls.append(nn.Sequential(Block(cin, c, s), Block(c, c, 1))); cin = c
+            self.layer1, self.layer2, self.layer3, self.layer4 = ls
+            self.linear = nn.Linear(512, 10)
+        def forward(self, x):
+            out = self.layer4(self.layer3(self.layer2(self.layer1(torch.relu(self.bn1(self.conv1(x)))))))
+            return self.linear(nn.functional.avg_pool2d(out, 4).flatten(1))
+    return ResNet18()
+
 def spec_net():  # "conv4k3p1,bn,relu,maxpool2,flatten,dense16,relu,dense" as nnlock's layers.I
     class Net(nn.Module):
         def __init__(self):
@@ -146,10 +168,11 @@ def compare(ref, nnlock_json, order):
 
 cmd = sys.argv[1]
 if cmd == "make":
-    l, v, s = lenet5(), vgg13(), spec_net()
-    for m in (v, s): randomise_bn(m)
+    l, v, s, r = lenet5(), vgg13(), spec_net(), resnet18()
+    for m in (v, s, r): randomise_bn(m)
     save(l.state_dict(), "lenet5.safetensors"); save(v.state_dict(), "vgg13.safetensors"); save(s.state_dict(), "spec.safetensors")
-    torch.save({"lenet5": l.state_dict(), "vgg13": v.state_dict(), "spec": s.state_dict()}, "ref.pt")
+    save(r.state_dict(), "resnet18.safetensors")
+    torch.save({"lenet5": l.state_dict(), "vgg13": v.state_dict(), "spec": s.state_dict(), "resnet18": r.state_dict()}, "ref.pt")
     write_idx("mnistlike", images(1, 28, 28, 20, 1))
     write_folder("colour", images(3, 32, 32, 20, 2), 10)
     sd = v.state_dict(); del sd["tail.0.weight"]; save(sd, "missing.safetensors")
@@ -157,7 +180,7 @@ if cmd == "make":
     sd = v.state_dict(); sd["fc1.weight"] = torch.zeros(100, 256); save(sd, "shape.safetensors")
 elif cmd == "check":
     which, js, exported = sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None
-    model = {"lenet5": lenet5, "vgg13": vgg13, "spec": spec_net}[which]()
+    model = {"lenet5": lenet5, "vgg13": vgg13, "spec": spec_net, "resnet18": resnet18}[which]()
     model.load_state_dict(load(exported) if exported else torch.load("ref.pt")[which], strict=True)
     if which == "lenet5":
         px = images(1, 28, 28, 20, 1); order = list(range(20))
@@ -180,6 +203,10 @@ expect_ok "import vgg13" "$nnlock" import --arch vgg13 --state-dict vgg13.safete
 expect_ok "predict vgg13" "$nnlock" predict vgg13.nnl --data colour --limit 20 -k 10 --json
 cp out vgg13.json
 py check vgg13 vgg13.json && ok || bad "vgg13: nnlock's probabilities differ from PyTorch's"
+expect_ok "import resnet18" "$nnlock" import --arch resnet18 --state-dict resnet18.safetensors -o resnet18.nnl
+expect_ok "predict resnet18" "$nnlock" predict resnet18.nnl --data colour --limit 20 -k 10 --json
+cp out resnet18.json
+py check resnet18 resnet18.json && ok || bad "resnet18: nnlock's probabilities differ from PyTorch's"
 spec="conv4k3p1,bn,relu,maxpool2,flatten,dense16,relu,dense"
 expect_ok "import a spec" "$nnlock" import --arch "$spec" --shape 3x16x16 --norm 0.5,0.25 --state-dict spec.safetensors -o spec.nnl
 # the spec network takes 16x16 images: a folder of its own (the corner of the colour images)
@@ -205,17 +232,17 @@ sys.exit(0 if w < 1e-4 else 1)
 PY
 
 echo "== export: load_state_dict(strict=True) takes it and computes the same"
-for a in lenet5 vgg13; do
+for a in lenet5 vgg13 resnet18; do
     expect_ok "export $a" "$nnlock" export $a.nnl -o $a.back.safetensors
     py check $a $a.json $a.back.safetensors && ok || bad "$a: the exported state_dict computes something else"
 done
 
 echo "== export --torch: the module the state_dict loads into, for presets and any spec"
-res="conv4k3p1,@r,bn,relu,conv4k3p1b0,add@r,gelu,maxpool2,scale0.5,conv6k3p1,bn,relu,gap,flatten,dense"
+res="conv4k3p1,@r,bn,relu,conv4k3p1b0,add@r,gelu,maxpool2,scale0.5,@x,conv6k3s2p1,bn,@m,^x,conv6k1s2b0,bn,add@m,relu,gap,flatten,dense"
 expect_ok "an nnlock model with a residual" "$nnlock" train --data small --arch "$res" --epochs 1 --quiet -t 1 -o res.nnl
 expect_ok "predict it" "$nnlock" predict res.nnl --data small --limit 20 -k 5 --json
 cp out res.json
-for a in lenet5 vgg13 spec res; do
+for a in lenet5 vgg13 resnet18 spec res; do
     expect_ok "export --torch $a" "$nnlock" export $a.nnl -o $a.t.safetensors --torch $a.py
 done
 /usr/bin/python3 - <<'PY' && ok || bad "export --torch: a module that does not compute what nnlock computes"
@@ -230,6 +257,7 @@ def norm(path):  # the model file's normalisation
     return [float(v) for v in md["norm_mean"].split(",")], [float(v) for v in md["norm_std"].split(",")]
 px32 = np.random.RandomState(2).randint(0, 256, size=(20, 3, 32, 32)).astype(np.uint8)
 cases = {"lenet5": (images(1, 28, 28, 20, 1), list(range(20))), "vgg13": (px32, sorted(range(20), key=lambda i: (i % 10, i))),
+         "resnet18": (px32, sorted(range(20), key=lambda i: (i % 10, i))),
          "spec": (px32[:, :, :16, :16], sorted(range(20), key=lambda i: (i % 5, i))),
          "res": (px32[:, :, :16, :16], sorted(range(20), key=lambda i: (i % 5, i)))}
 ok = True

@@ -88,6 +88,9 @@ static void check_input_grad(void) {
         {"conv4k3p1,bn,relu,maxpool2,flatten,dense", 1, 6, 6, 1, 0, 1e-3, 3e-2},
         {"conv4k3p1,@r,bn,gelu,conv4k3p1,add@r,scale0.5,gap,flatten,dense", 3, 5, 5, 1, 0, 1e-2, 2e-2},
         {"conv6k2s2,gelu,conv4k3p1b0,bn,gelu,flatten,dense", 3, 6, 6, 1, 0, 1e-2, 2e-2},
+        /* a projection shortcut: a second path from @x (recall), joined by add@m */
+        {"conv4k3p1,bn,gelu,@x,conv6k3s2p1b0,bn,gelu,conv6k3p1b0,bn,@m,^x,conv6k1s2b0,bn,add@m,gelu,gap,flatten,dense",
+         2, 6, 6, 1, 0, 1e-2, 2e-2},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         nnl_model *m = make(cases[t].spec, cases[t].c, cases[t].h, cases[t].w, 3, 4);

@@ -92,6 +92,10 @@ int main(void) {
     write_case(dir, "res_train", res, 3, 8, 8, 5, 1, NULL);
     write_case(dir, "res_frozen", res, 3, 8, 8, 5, 1, "gate");
     write_case(dir, "mlp_chain", "dense16,relu,dense12,relu,dense", 1, 4, 5, 4, 1, NULL);
+    write_case(dir, "resnet18_eval", "resnet18", 3, 32, 32, 10, 0, NULL);
+    write_case(dir, "resnet18_frozen", "resnet18", 3, 32, 32, 10, 1, "gate");
+    write_case(dir, "proj_train", "conv4k3p1,bn,relu,@x,conv6k3s2p1b0,bn,relu,conv6k3p1b0,bn,@m,^x,conv6k1s2b0,bn,add@m,relu,"
+               "gap,flatten,dense", 3, 8, 8, 5, 1, NULL);
     if (nnl_test_failures) return nnl_test_finish("test_torch_grad");
     const char *src = getenv("NNL_SOURCE_DIR");
     char script[1024], cmd[4096];
@@ -102,7 +106,7 @@ int main(void) {
         snprintf(slash ? slash + 1 : script, sizeof script - (size_t)(slash ? slash + 1 - script : 0), "ref/torch_grad.py");
     }
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' lenet5_eval lenet5_frozen vgg13_eval vgg13_frozen res_eval "
-             "res_train res_frozen mlp_chain", script, dir);
+             "res_train res_frozen mlp_chain resnet18_eval resnet18_frozen proj_train", script, dir);
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "PyTorch disagrees (see above), status %d", rc);
     return nnl_test_finish("test_torch_grad");

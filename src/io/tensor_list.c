@@ -26,6 +26,27 @@ static const char *const vgg13_names[] = {
     "head.17", "head.18", "tail.0", "tail.1", "tail.3", "tail.4", "tail.7", "tail.8", "tail.10", "tail.11",
     "fc1", "fc2", NULL};
 
+/* The common CIFAR ResNet-18's (kuangliu/pytorch-cifar): conv1, bn1, layerL.B.{conv1, bn1, conv2, bn2,
+ * shortcut.0, shortcut.1 (where the block changes the shape)}, linear. */
+static const char *const *resnet18_names(void) {
+    static char names[80][32];
+    static const char *list[81];
+    if (list[0]) return list;
+    int n = 0;
+    snprintf(names[n++], 32, "conv1");
+    snprintf(names[n++], 32, "bn1");
+    for (int st = 1; st <= 4; st++)
+        for (int b = 0; b < 2; b++) {
+            static const char *const part[] = {"conv1", "bn1", "conv2", "bn2", "shortcut.0", "shortcut.1"};
+            int parts = st > 1 && b == 0 ? 6 : 4;
+            for (int p = 0; p < parts; p++) snprintf(names[n++], 32, "layer%d.%d.%s", st, b, part[p]);
+        }
+    snprintf(names[n++], 32, "linear");
+    for (int i = 0; i < n; i++) list[i] = names[i];
+    list[n] = NULL;
+    return list;
+}
+
 int nnl_tensor_list_make(nnl_model *m, int torch, nnl_tensor_list *out) {
     int n = nnl_model_tensor_count(m);
     out->t = calloc((size_t)(n ? n : 1), sizeof *out->t);
@@ -35,6 +56,7 @@ int nnl_tensor_list_make(nnl_model *m, int torch, nnl_tensor_list *out) {
     const char *const *names = NULL;
     if (torch && !strcmp(m->arch, "lenet5")) names = lenet5_names;
     if (torch && !strcmp(m->arch, "vgg13")) names = vgg13_names;
+    if (torch && !strcmp(m->arch, "resnet18")) names = resnet18_names();
     int k = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const nnl_layer *L = &m->layers[i];

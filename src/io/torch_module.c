@@ -92,6 +92,44 @@ static void vgg13(buf *b, const nnl_model *m) {
         m->input.c, (int)nnl_shape_size(m->layers[m->nlayers - 3].in), m->nclass);
 }
 
+static void resnet18(buf *b, const nnl_model *m) {
+    put(b, "class BasicBlock(nn.Module):\n"
+           "    def __init__(self, cin, c, stride):\n"
+           "        super().__init__()\n"
+           "        self.conv1 = nn.Conv2d(cin, c, 3, stride=stride, padding=1, bias=False)\n"
+           "        self.bn1 = nn.BatchNorm2d(c)\n"
+           "        self.relu1 = nn.ReLU()\n"
+           "        self.conv2 = nn.Conv2d(c, c, 3, stride=1, padding=1, bias=False)\n"
+           "        self.bn2 = nn.BatchNorm2d(c)\n"
+           "        self.shortcut = nn.Sequential()\n"
+           "        if stride != 1 or cin != c:\n"
+           "            self.shortcut = nn.Sequential(nn.Conv2d(cin, c, 1, stride=stride, bias=False), nn.BatchNorm2d(c))\n"
+           "        self.relu2 = nn.ReLU()\n\n"
+           "    def forward(self, x):\n"
+           "        out = self.relu1(self.bn1(self.conv1(x)))\n"
+           "        return self.relu2(self.bn2(self.conv2(out)) + self.shortcut(x))\n\n\n"
+           "class Net(nn.Module):\n"
+           "    \"\"\"The common CIFAR ResNet-18 (kuangliu/pytorch-cifar's names); feature() is the gate.\"\"\"\n\n"
+           "    def __init__(self):\n"
+           "        super().__init__()\n"
+           "        self.conv1 = nn.Conv2d(%d, 64, 3, stride=1, padding=1, bias=False)\n"
+           "        self.bn1 = nn.BatchNorm2d(64)\n"
+           "        self.relu = nn.ReLU()\n"
+           "        cin, layers = 64, []\n"
+           "        for c, s in ((64, 1), (128, 2), (256, 2), (512, 2)):\n"
+           "            layers.append(nn.Sequential(BasicBlock(cin, c, s), BasicBlock(c, c, 1)))\n"
+           "            cin = c\n"
+           "        self.layer1, self.layer2, self.layer3, self.layer4 = layers\n"
+           "        self.linear = nn.Linear(512, %d)\n\n"
+           "    def feature(self, x):\n"
+           "        return self.layer3(self.layer2(self.layer1(self.relu(self.bn1(self.conv1(x))))))\n\n"
+           "    def forward(self, x):\n"
+           "        out = self.layer4(self.feature(x))\n"
+           "        out = %s\n"
+           "        return self.linear(out.flatten(1))\n",
+        m->input.c, m->nclass, m->input.h == 32 && m->input.w == 32 ? "nn.functional.avg_pool2d(out, 4)" : "out.mean((2, 3))");
+}
+
 static void generic(buf *b, const nnl_model *m) {
     put(b, "class Scale(nn.Module):\n"
            "    def __init__(self, f):\n"
@@ -99,6 +137,11 @@ static void generic(buf *b, const nnl_model *m) {
            "        self.f = f\n\n"
            "    def forward(self, x):\n"
            "        return x * self.f\n\n\n"
+           "class Recall(nn.Module):\n"
+           "    \"\"\"Continues from activation `src` (a second path from it).\"\"\"\n\n"
+           "    def __init__(self, src):\n"
+           "        super().__init__()\n"
+           "        self.src = src\n\n\n"
            "class Add(nn.Module):\n"
            "    \"\"\"Adds activation `src` (0: the input) to its input.\"\"\"\n\n"
            "    def __init__(self, src):\n"
@@ -133,6 +176,7 @@ static void generic(buf *b, const nnl_model *m) {
         case NNL_L_FLATTEN: put(b, "nn.Flatten()"); break;
         case NNL_L_SCALE: put(b, "Scale(%.9g)", (double)L->p); break;
         case NNL_L_ADD: put(b, "Add(%d)", L->src); break;
+        case NNL_L_RECALL: put(b, "Recall(%d)", L->src); break;
         default: put(b, "None"); break;
         }
         put(b, ",  # %d %s\n", i, nnl_layer_ops_of(L->kind)->name);
@@ -144,6 +188,8 @@ static void generic(buf *b, const nnl_model *m) {
            "        for i, layer in enumerate(self.layers):\n"
            "            if isinstance(layer, Add):\n"
            "                x = x + acts[layer.src]\n"
+           "            elif isinstance(layer, Recall):\n"
+           "                x = acts[layer.src]\n"
            "            elif isinstance(layer, nn.Linear):\n"
            "                x = layer(x.flatten(1))\n"
            "            else:\n"
@@ -159,6 +205,7 @@ int nnl_model_write_torch_module(const nnl_model *m, const char *path) {
     put(&b, "%s", header);
     if (!strcmp(m->arch, "lenet5")) lenet5(&b, m);
     else if (!strcmp(m->arch, "vgg13")) vgg13(&b, m);
+    else if (!strcmp(m->arch, "resnet18")) resnet18(&b, m);
     else generic(&b, m);
     if (b.oom) { free(b.p); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
     int st = nnl_write_file(path, b.p, b.n, 0);

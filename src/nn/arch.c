@@ -14,6 +14,8 @@
  *   dropout<P>                  dropout with probability P (e.g. dropout0.5)
  *   @name                       names the current activation
  *   add@name                    adds the named activation (residual connection)
+ *   ^name                       continues from the named activation (a second path from it:
+ *                               a projection shortcut is "@x, ..., @main, ^x, conv..k1, bn, add@main")
  */
 #include "model.h"
 
@@ -68,6 +70,29 @@ const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *bu
         int pad = in.h == 28 && in.w == 28 ? 2 : 0;
         snprintf(buf, size, "conv6k5p%d,relu,avgpool2,conv16k5,relu,avgpool2,@gate,conv120k5,relu,flatten,"
                             "dense84,relu,dense", pad);
+        return buf;
+    }
+    if (strcmp(arch, "resnet18") == 0) {
+        /* The common CIFAR ResNet-18 (kuangliu/pytorch-cifar's layout): a 3x3 stem, four stages of
+         * two basic blocks (64, 128, 256, 512 channels; stride 2 from the second stage on, with a
+         * 1x1 convolution + batch-norm shortcut where the shape changes), average pooling, linear.
+         * @gate: the output of the third stage (256x8x8 for 32x32 images). */
+        static const int ch[4] = {64, 128, 256, 512};
+        size_t pos = 0;
+        int cin = 64, b = 0;
+        pos += (size_t)snprintf(buf + pos, size - pos, "conv64k3p1b0,bn,relu");
+        for (int st = 0; st < 4; st++)
+            for (int k = 0; k < 2 && pos < size; k++, b++) {
+                int s = st > 0 && k == 0 ? 2 : 1, c = ch[st];
+                pos += (size_t)snprintf(buf + pos, size - pos, ",@b%di,conv%dk3s%dp1b0,bn,relu,conv%dk3p1b0,bn", b, c, s, c);
+                if (pos < size && (s != 1 || cin != c))
+                    pos += (size_t)snprintf(buf + pos, size - pos, ",@b%dm,^b%di,conv%dk1s%db0,bn,add@b%dm", b, b, c, s, b);
+                else if (pos < size)
+                    pos += (size_t)snprintf(buf + pos, size - pos, ",add@b%di", b);
+                if (pos < size) pos += (size_t)snprintf(buf + pos, size - pos, ",relu%s", st == 2 && k == 1 ? ",@gate" : "");
+                cin = c;
+            }
+        if (pos < size) snprintf(buf + pos, size - pos, ",%s,flatten,dense", in.h == 32 && in.w == 32 ? "avgpool4" : "gap");
         return buf;
     }
     if (strcmp(arch, "vgg13") == 0) {
@@ -195,6 +220,7 @@ static int parse_token(const char *tok, int nclass, nnl_layer *L, const char **t
     if (strcmp(s, "flatten") == 0) { L->kind = NNL_L_FLATTEN; return NNL_OK; }
     if (strncmp(s, "add@", 4) == 0 && s[4]) { L->kind = NNL_L_ADD; *tapname = s + 4; return NNL_OK; }
     if (s[0] == '@' && s[1]) { L->kind = 0; *tapname = s + 1; return NNL_OK; }
+    if (s[0] == '^' && s[1]) { L->kind = NNL_L_RECALL; *tapname = s + 1; return NNL_OK; }
     return bad(tok, "unknown layer (see `nnlock help arch`)");
 }
 
@@ -228,6 +254,14 @@ int nnl_model_build(nnl_model *m, const char *spec) {
         if (n == NNL_MAX_LAYERS) { st = nnl_fail(NNL_ERR_ARG, "architecture: more than %d layers", NNL_MAX_LAYERS); goto done; }
         L.in = cur;
         L.index = n;
+        if (L.kind == NNL_L_RECALL) {
+            int found = -1;
+            for (int t = 0; t < ntaps; t++)
+                if (!strcmp(taps[t].name, tname)) found = taps[t].act;
+            if (found < 0) { st = bad(tok, "no activation of that name before it (name one with @name)"); goto done; }
+            L.src = found;
+            L.out = found == 0 ? m->input : layers[found - 1].out;
+        }
         if (L.kind == NNL_L_ADD) {
             int found = -1;
             for (int t = 0; t < ntaps; t++)

@@ -34,6 +34,7 @@ enum {
     NNL_L_ADD = 10,
     NNL_L_GELU = 11,
     NNL_L_SCALE = 12,
+    NNL_L_RECALL = 13,
     NNL_L_KIND_END
 };
 
@@ -47,7 +48,8 @@ typedef struct nnl_layer {
     int units;               /* dense: outputs; conv: output channels */
     int k, stride, pad;      /* conv, pools */
     float p;                 /* dropout probability; scale: the factor */
-    int src;                 /* add: activation index added to the input (0 = model input) */
+    int src;                 /* add: activation index added to the input (0 = model input);
+                                recall: the activation recalled */
     /* flags from the spec (arch.c): no bias (conv, dense: "b0"); identity initialisation
      * (conv "i": the first min(in, out) output channels pass their input channel through,
      * airbench's dirac init); weights never trained (fixed_w: "bnb", a batch-norm whose scale
@@ -111,6 +113,6 @@ const nnl_layer_ops *nnl_layer_ops_of(int kind);
 
 extern const nnl_layer_ops nnl_dense_ops, nnl_conv2d_ops, nnl_maxpool_ops, nnl_avgpool_ops,
     nnl_gap_ops, nnl_batchnorm_ops, nnl_relu_ops, nnl_dropout_ops, nnl_flatten_ops, nnl_add_ops, nnl_gelu_ops,
-    nnl_scale_ops;
+    nnl_scale_ops, nnl_recall_ops;
 
 #endif

@@ -12,6 +12,7 @@ const nnl_layer_ops *nnl_layer_ops_of(int kind) {
     case NNL_L_DROPOUT: return &nnl_dropout_ops;
     case NNL_L_FLATTEN: return &nnl_flatten_ops;
     case NNL_L_ADD: return &nnl_add_ops;
+    case NNL_L_RECALL: return &nnl_recall_ops;
     case NNL_L_GELU: return &nnl_gelu_ops;
     case NNL_L_SCALE: return &nnl_scale_ops;
     default: return NULL;

@@ -23,7 +23,7 @@ int nnl_model_create_within(nnl_model **out, const char *arch, int c, int h, int
     m->input = (nnl_shape){c, h, w};
     m->nclass = nclass;
     for (int i = 0; i < NNL_MAX_CHANNELS; i++) { m->mean[i] = 0.0f; m->std[i] = 1.0f; }
-    char buf[1024];
+    char buf[4096];
     const char *spec = nnl_arch_expand(arch, m->input, nclass, buf, sizeof buf);
     int st;
     m->arch = strdup(arch);
@@ -110,6 +110,9 @@ int nnl_model_init(nnl_model *m, uint64_t seed) {
     return NNL_OK;
 }
 
+/* An add or a recall reads an earlier activation (L->src) and sends it gradient. */
+static int reads_skip(const nnl_layer *L) { return L->kind == NNL_L_ADD || L->kind == NNL_L_RECALL; }
+
 static int tapped(const nnl_model *m, int act) {
     for (int t = 0; t < m->ntaps; t++)
         if (m->taps[t].act == act) return 1;
@@ -130,7 +133,7 @@ static void choose_paths(nnl_model *m) {
         nnl_layer *L = &m->layers[i], *R = &m->layers[i + 1];
         if (L->kind != NNL_L_BATCHNORM || R->kind != NNL_L_RELU) continue;
         int read = tapped(m, i + 1);
-        for (int j = 0; j < nl; j++) read |= m->layers[j].kind == NNL_L_ADD && m->layers[j].src == i + 1;
+        for (int j = 0; j < nl; j++) read |= reads_skip(&m->layers[j]) && m->layers[j].src == i + 1;
         if (!read) L->relu = R->folded = 1;
     }
     m->fold = 1;
@@ -182,7 +185,7 @@ int nnl_model_prepare(nnl_model *m, int batch) {
     }
     for (int i = 0; i < nl; i++) {
         nnl_layer *L = &m->layers[i];
-        if (L->kind != NNL_L_ADD) continue;
+        if (!reads_skip(L)) continue;
         L->skip = m->acts[L->src];
         if (L->src > 0 && !m->skipgrad[L->src]) {
             m->skipgrad[L->src] = nnl_alloc((size_t)batch * nnl_shape_size(m->layers[L->src - 1].out) * sizeof(float));
@@ -281,7 +284,7 @@ void nnl_model_backward_range(nnl_model *m, const nnl_pass *P, int from, int to)
         if (!m->skipgrad[a]) continue;
         int top = -1;
         for (int j = 0; j < m->nlayers; j++)
-            if (m->layers[j].kind == NNL_L_ADD && m->layers[j].src == a) top = j;
+            if (reads_skip(&m->layers[j]) && m->layers[j].src == a) top = j;
         if (top >= from && top < to)
             memset(m->skipgrad[a], 0, (size_t)P->n * nnl_shape_size(m->layers[a - 1].out) * sizeof(float));
     }
@@ -458,6 +461,7 @@ void nnl_model_describe(const nnl_model *m, char *buf, size_t size) {
         case NNL_L_MAXPOOL: case NNL_L_AVGPOOL: snprintf(extra, sizeof extra, " k%d s%d", L->k, L->stride); break;
         case NNL_L_DROPOUT: snprintf(extra, sizeof extra, " p=%g", (double)L->p); break;
         case NNL_L_ADD: snprintf(extra, sizeof extra, " +act%d", L->src); break;
+        case NNL_L_RECALL: snprintf(extra, sizeof extra, " =act%d", L->src); break;
         default: break;
         }
         APPEND("%3d  %-9s  %4dx%3dx%-3d  %9zu%s\n", i + 1, nnl_layer_ops_of(L->kind)->name,

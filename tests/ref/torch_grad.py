@@ -71,6 +71,8 @@ for case in sys.argv[2:]:
         if hasattr(net, "layers"):
             for i in range(frozen): net.layers[i].eval()
         elif hasattr(net, "head"): net.head.eval()
+        elif hasattr(net, "layer3"):
+            for mod in (net.conv1, net.bn1, net.layer1, net.layer2, net.layer3): mod.eval()
         else: net.c1.eval(); net.c2.eval()
     xt = torch.from_numpy(x.reshape(n, c, h, w).astype(np.float64)).requires_grad_(True)
     z = net(xt)
