@@ -368,7 +368,19 @@ static void test_corrupt(void) {
     bad_json("extra field", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", 8,
              "unexpected field 'x'");
     bad_json("dtype F16", "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
-             "tensor 'a': dtype 'F16' is not supported (only 'F32')");
+             "tensor 'a': dtype 'F16' is not supported (only 'F32', and 'I64' counters)");
+    /* I64 (a state_dict's num_batches_tracked): 8 bytes an element */
+    bad_json("I64 of the F32 size", "{\"a\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+             "8 data bytes for 2 I64 elements (need 16)");
+    {
+        const char *h = "{\"n\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,8]}}";
+        size_t size;
+        uint8_t *img = make_img(h, strlen(h), 8, &size);
+        nnl_st_file f;
+        CHECK(nnl_st_parse(img, size, &f) == NNL_OK && f.ntensors == 1 && f.tensors[0].i64 && f.tensors[0].count == 1);
+        nnl_st_free(&f);
+        free(img);
+    }
     bad_json("dtype not string", "{\"a\":{\"dtype\":32,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "dtype");
     bad_json("shape not array", "{\"a\":{\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8, "shape");
     bad_json("negative dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "shape[0]");
