@@ -52,11 +52,12 @@ const char *nnl_arch_expand(const char *arch, nnl_shape in, int nclass, char *bu
         /* airbench94 (Keller Jordan): a 2x2 whitening convolution (24 filters from the data, not
          * trained) and GELU, three groups of conv-pool-bn-gelu-conv-bn-gelu (64, 256, 256 channels;
          * convolutions without bias, identity-initialised; batch-norms with their scale fixed),
-         * global max pooling, a linear layer without bias, scaled by 1/9. */
+         * global max pooling, a linear layer without bias, scaled by 1/9. @gate (a gate lock's, 256x8x8
+         * for 32x32 images) after the second group: a name changes no tensor. */
         snprintf(buf, size,
                  "conv%dk2w,gelu,"
                  "conv64k3p1b0it,maxpool2,bnb,gelu,conv64k3p1b0it,bnb,gelu,"
-                 "conv256k3p1b0it,maxpool2,bnb,gelu,conv256k3p1b0it,bnb,gelu,"
+                 "conv256k3p1b0it,maxpool2,bnb,gelu,conv256k3p1b0it,bnb,gelu,@gate,"
                  "conv256k3p1b0it,maxpool2,bnb,gelu,conv256k3p1b0it,bnb,gelu,"
                  "%s,flatten,denseb0t,scale0.111111111",
                  2 * in.c * 4, in.h == 32 && in.w == 32 ? "maxpool3" : "gap");
