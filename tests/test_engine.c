@@ -54,6 +54,11 @@ static double input_grad_err(nnl_model *m, int n, int training, double eps) {
     objective(m, x, n, r, training);
     nnl_model_backward_fresh(m, r, n);
     memcpy(g, nnl_model_input_grad(m), in * sizeof *g);
+    /* A step that crosses a kink (a ReLU or a max-pool changing its mind) shows as one-sided
+     * differences that disagree: such values are left out, at most a tenth of them. */
+    double j0 = objective(m, x, n, r, training);
+    char *kink = calloc(in, 1);
+    size_t kinks = 0;
     for (size_t i = 0; i < in; i++) {
         float v = x[i];
         x[i] = (float)(v + eps);
@@ -62,30 +67,35 @@ static double input_grad_err(nnl_model *m, int n, int training, double eps) {
         double b = objective(m, x, n, r, training);
         x[i] = v;
         num[i] = (a - b) / (2.0 * eps);
+        double fwd = (a - j0) / eps, bwd = (j0 - b) / eps;
+        kink[i] = fabs(fwd - bwd) > 0.05 * fmax(fabs(fwd), fabs(bwd)) + 1e-3;
+        kinks += (size_t)kink[i];
     }
     double scale = 0.0, worst = 0.0;
     for (size_t i = 0; i < in; i++) scale = fmax(scale, fmax(fabs(g[i]), fabs(num[i])));
     for (size_t i = 0; i < in; i++) {
+        if (kink[i]) continue;
         double d = fabs(g[i] - num[i]) / fmax(1e-2 * scale, fmax(fabs(g[i]), fabs(num[i])));
         if (!isfinite(d)) d = INFINITY;
         if (d > worst) worst = d;
     }
-    if (scale == 0.0) worst = INFINITY;  /* a gradient of zero everywhere tests nothing */
+    if (scale == 0.0 || kinks > in / 10) worst = INFINITY;  /* zero everywhere, or kinks everywhere: nothing tested */
+    free(kink);
     free(x); free(r); free(g); free(num);
     return worst;
 }
 
 static void check_input_grad(void) {
-    /* Smooth networks (GELU, average pooling) take steps of 1e-2 on inputs in [-1, 1]; ReLU
-     * and max-pool networks steps of 1e-3, small enough to cross a kink rarely, large enough
-     * for float32 differences of an objective of size ~1. */
+    /* Steps of 1e-2 on inputs in [-1, 1] (float32 differences of an objective of size ~1 need
+     * them that large); the values whose step crosses a ReLU's or a max-pool's kink are left
+     * out by input_grad_err. */
     struct { const char *spec; int c, h, w, training, chain; double eps, tol; } cases[] = {
-        {"dense16,relu,dense12,relu,dense", 1, 3, 4, 1, 1, 1e-3, 3e-2},
+        {"dense16,relu,dense12,relu,dense", 1, 3, 4, 1, 1, 1e-2, 3e-2},
         {"dense16,gelu,dense", 1, 3, 4, 1, 0, 1e-2, 1e-2},
         {"conv4k3p1,bn,gelu,avgpool2,conv6k3p1,bn,gelu,gap,flatten,dense", 2, 6, 6, 1, 0, 1e-2, 3e-2},
         {"conv4k3p1,bn,gelu,avgpool2,conv6k3p1,bn,gelu,gap,flatten,dense", 2, 6, 6, 0, 0, 1e-2, 2e-2},
-        {"conv4k3p1,bn,relu,maxpool2,flatten,dense", 1, 6, 6, 0, 0, 1e-3, 3e-2},
-        {"conv4k3p1,bn,relu,maxpool2,flatten,dense", 1, 6, 6, 1, 0, 1e-3, 3e-2},
+        {"conv4k3p1,bn,relu,maxpool2,flatten,dense", 1, 6, 6, 0, 0, 1e-2, 3e-2},
+        {"conv4k3p1,bn,relu,maxpool2,flatten,dense", 1, 6, 6, 1, 0, 1e-2, 3e-2},
         {"conv4k3p1,@r,bn,gelu,conv4k3p1,add@r,scale0.5,gap,flatten,dense", 3, 5, 5, 1, 0, 1e-2, 2e-2},
         {"conv6k2s2,gelu,conv4k3p1b0,bn,gelu,flatten,dense", 3, 6, 6, 1, 0, 1e-2, 2e-2},
         /* a projection shortcut: a second path from @x (recall), joined by add@m */
@@ -256,7 +266,7 @@ static void check_freeze(void) {
     CHECK(memcmp(first, nnl_model_act(m, "gate", NULL, NULL, NULL), sizeof first) == 0);
     CHECK(memcmp(m->state, s0, hstate * sizeof *s0) == 0);
     /* and the input gradient through the frozen head is right */
-    double e = input_grad_err(m, 4, 1, 1e-3);
+    double e = input_grad_err(m, 4, 1, 1e-2);
     CHECK_MSG(e < 5e-2, "input gradient through frozen layers: %.3e", e);
     CHECK(nnl_model_freeze(m, NULL) == NNL_OK && nnl_model_frozen_layers(m) == 0);
     /* a dense chain with a frozen layer runs layer by layer */
