@@ -266,7 +266,7 @@ static void check_freeze(void) {
     CHECK(memcmp(first, nnl_model_act(m, "gate", NULL, NULL, NULL), sizeof first) == 0);
     CHECK(memcmp(m->state, s0, hstate * sizeof *s0) == 0);
     /* and the input gradient through the frozen head is right */
-    double e = input_grad_err(m, 4, 1, 1e-2);
+    double e = input_grad_err(m, 4, 1, 1e-3);  /* a trained ReLU network: small steps, few kinks */
     CHECK_MSG(e < 5e-2, "input gradient through frozen layers: %.3e", e);
     CHECK(nnl_model_freeze(m, NULL) == NNL_OK && nnl_model_frozen_layers(m) == 0);
     /* a dense chain with a frozen layer runs layer by layer */
