@@ -30,8 +30,9 @@ static void usage(FILE *out) {
         "  -k, --key FILE      a key of the locked model (repeat for a model with several locks)\n"
         "      --baseline FILE the unlocked model trained with the same settings, for comparison\n"
         "      --remap F       fraction of test images the remapping attacker knows (default 0.01)\n"
-        "      --tta L         test-time augmentation of the plain report: 0 none, 1 mirror, 2 mirror\n"
-        "                      and translate (default 0)\n"
+        "      --tta L         test-time augmentation of every accuracy (a locked model's table too:\n"
+        "                      each view made of the plain image, then keyed): 0 none, 1 mirror,\n"
+        "                      2 mirror and translate (default 0)\n"
         "      --trials N      random wrong keys, and keys one step away, to try (default 10 each;\n"
         "                      0: none)\n"
         "      --out DIR       write figures: plain and keyed examples, the certificate, curves\n"
@@ -81,9 +82,12 @@ static json_t *report_json(nnl_model *m, const nnl_eval *ev, int *nulls) {
                      cli_jnum(ev->loss, nulls), "per_class", pc, "confusion", cm);
 }
 
+/* The test-time augmentation level of every accuracy a lock table reports (--tta). */
+static int g_tta;
+
 static int accuracy(const char *cmd, nnl_model *m, const nnl_dataset *ds, const nnl_hooks *h, int batch, double *acc) {
     nnl_eval ev;
-    int st = nnl_evaluate(m, ds, h, batch, &ev);
+    int st = nnl_evaluate_tta(m, ds, h, batch, g_tta, &ev);
     if (st) return cli_lib_fail(cmd, st);
     *acc = nnl_eval_accuracy(&ev);
     nnl_eval_free(&ev);
@@ -209,6 +213,7 @@ static int lock_table(const char *cmd, nnl_model *first, char **models, int nmod
             const double vals[] = {tm, ts, cm, cs, rm, rs, remap, tm, ts, cm, cs};
             for (size_t k = 0; k < sizeof vals / sizeof *vals; k++) json_object_set_new(r, names[k], cli_jnum(vals[k], &nulls));
             if (l->ops == &nnl_lock_certificate) json_object_set_new(r, "strategy", cli_jstr(label));
+            json_object_set_new(r, "tta", json_integer(g_tta));
             if (other) {
                 json_object_set_new(r, "wrong_key_mean", cli_jnum(wrong, &nulls));
                 json_object_set_new(r, "wrong_key_max", cli_jnum(wrong_max, &nulls));
@@ -410,6 +415,7 @@ static int run(int argc, char **argv) {
         goto out;
     }
     if (ni) {
+        g_tta = (int)tta;
         rc = lock_table(cmd, m, argv + optind, argc - optind, &L, baseline, data, &ds, &wo, remap, (int)trials, (int)batch,
                         outdir, json);
         nnl_dataset_free(&ds);

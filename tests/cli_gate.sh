@@ -45,6 +45,9 @@ for k in ('authorized', 'unauthorized', 'random_key_mean', 'random_key_max', 'or
 assert r['authorized'] >= 0.9 and r['unauthorized'] <= 0.45 and r['random_key_max'] <= 0.75, r
 assert abs(r['original'] - r['authorized']) <= 0.1, r
 " && ok || bad "eval --lock gate: $(head -c 600 "$tmp/out")"
+expect_ok "eval with TTA" "$nnlock" eval locked.nnl --data data --key locked.nnl.key --json -t 1 --trials 0 --tta 1
+py "import json,sys; r=json.load(open('$tmp/out')); sys.exit(0 if r['tta'] == 1 and 0 <= r['authorized'] <= 1 else 1)" \
+    && ok || bad "eval --tta with a key: $(head -c 300 "$tmp/out")"
 expect_ok "info of the key" "$nnlock" info --key locked.nnl.key
 grep -q "gate lock; gate key: a mask of 12x12" "$tmp/out" && ok || bad "info --key: $(cat "$tmp/out")"
 expect_ok "predict with the key" "$nnlock" predict locked.nnl --key locked.nnl.key --data data --limit 5
