@@ -348,7 +348,12 @@ static void backward(nnl_model *m, const float *dlogits, int n, int assign) {
     nnl_pass P = nnl_model_pass(m, n, m->last_training, m->last_seed, m->last_step, 0.0f);
     P.grad_assign = assign;
     nnl_model_backward_begin(m, dlogits, n);
-    for (int i = m->nlayers - 1; i >= 0; i--) nnl_model_layer_backward(m, &P, i);
+    /* Below the frozen layers nothing needs a gradient unless the input does: their weights do
+     * not train, so the pass stops there (a gate lock's tail trains at the tail's cost) and
+     * their gradients are zero. A layer's parameters all lie before the next layer's. */
+    int stop = m->input_grad ? 0 : m->frozen;
+    if (stop > 0 && stop < m->nlayers && assign) memset(m->grads, 0, m->layers[stop].w_off * sizeof(float));
+    for (int i = m->nlayers - 1; i >= stop; i--) nnl_model_layer_backward(m, &P, i);
 }
 
 void nnl_model_backward(nnl_model *m, const float *dlogits, int n) { backward(m, dlogits, n, 0); }
