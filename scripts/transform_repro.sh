@@ -150,8 +150,8 @@ if p1 and "test_acc_tta" in p1:
         if any(tr): tta.append(f"{method} M={block} {pm([r.get('authorized_acc_tta') for r in tr if r])}")
 if tta:
     lines += ["", "The accuracies above are measured by `nnlock eval`, without test-time augmentation. With the "
-              "recipe's test-time augmentation (mirror and translate, measured by `train` at the end, the right key "
-              "applied first): " + "; ".join(tta) + "."]
+              "recipe's test-time augmentation (mirror and translate, measured by `train` at the end; each view is made "
+              "of the plain image, then keyed): " + "; ".join(tta) + "."]
 lines += ["", "Right key = test accuracy with the key applied to every image (authorized users); plain images = the "
           "locked model on plain test images (unauthorized users); remapped = plain-image accuracy after relabelling the "
           "outputs with a mapping learnt from 1% of the test images; "
