@@ -87,7 +87,7 @@ typedef struct progress_state {
     int tty, quiet, json;
     double last;
     json_t *epochs;
-    double loss, acc;
+    double loss, acc, ips;    /* the last progress report's */
     double trusted;   /* certificate lock: accuracy on stamped test images, or -1 */
     double clean;     /* accuracy on the clean test images after the last epoch */
     int nulls;        /* numbers in the JSON output that were NaN or Inf (written as null) */
@@ -113,6 +113,7 @@ static void on_progress(const nnl_progress *p, void *user) {
     progress_state *s = user;
     s->loss = p->loss;
     s->acc = p->acc;
+    s->ips = p->images_per_s;
     if (p->epoch_done) {
         if (s->epochs) {
             json_t *e = json_pack("{s:i, s:o, s:o, s:o, s:o}", "epoch", p->epoch, "loss", cli_jnum(p->loss, &s->nulls),
@@ -498,7 +499,7 @@ static int run(int argc, char **argv) {
      * scored in the model's numbering. */
     if (cli_match_classes(cmd, m, &test, "test")) goto done;
     if (limit > 0 && limit < train.n) nnl_dataset_sample(&train, limit, o.seed);
-    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, -1.0, -1.0, 0};
+    progress_state ps = {isatty(2), quiet, json, 0.0, json ? json_array() : NULL, 0.0, 0.0, 0.0, -1.0, -1.0, 0};
     lk.ps = &ps;
     lk.test = &test;
     lk.history = json_array();
@@ -559,7 +560,10 @@ static int run(int argc, char **argv) {
         double t0 = cli_now();
         st = l->ops->lock_model(l->key.key, m, &train, &test, cli_locks_args(&L, l->ops), &o, &l->train_state);
         res.seconds = cli_now() - t0;
-        res.images_per_s = 0.0;
+        /* what the lock's own training reported last */
+        res.final_loss = ps.loss;
+        res.final_acc = ps.acc;
+        res.images_per_s = ps.ips;
         /* the lock may keep an earlier epoch's weights: what it wrote is what is reported */
         double t1 = cli_now();
         if (!st) st = measure(m, &lk, &ps.trusted, &ps.clean);
