@@ -12,19 +12,6 @@ export OMP_NUM_THREADS=1 NNL_NO_REEXEC=1
 make_idx "$tmp/data" 3000 400 7
 cd "$tmp"
 
-expect_fail() {
-    local name=$1 pat=$2; shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$? lines
-    lines=$(wc -l < "$tmp/err")
-    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ ! -s "$tmp/out" ] && grep -q '^nnlock' "$tmp/err" && grep -Eq -- "$pat" "$tmp/err"; then
-        ok; echo "  ok ($name): $(cat "$tmp/err")"
-    else bad "$name: rc=$rc, $lines stderr lines, want /$pat/: $(head -3 "$tmp/err") $(head -c 300 "$tmp/out")"; fi
-}
-expect_ok() {
-    local name=$1; shift
-    if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$name: $(tail -3 "$tmp/err")"; fi
-}
 py() { /usr/bin/python3 -c "$@"; }
 spec="conv8k3p1,bn,relu,maxpool2,@gate,conv16k3p1,bn,relu,maxpool2,flatten,dense32,relu,dense"
 

@@ -16,19 +16,6 @@ if ! /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
     echo "cli_torch: skipped (no python3-torch)"; exit 77
 fi
 cd "$tmp"
-expect_fail() {
-    local name=$1 pat=$2; shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$? lines
-    lines=$(wc -l < "$tmp/err")
-    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ ! -s "$tmp/out" ] && grep -q '^nnlock' "$tmp/err" && grep -Eq -- "$pat" "$tmp/err"; then
-        ok; echo "  ok ($name): $(cat "$tmp/err")"
-    else bad "$name: rc=$rc, $lines stderr lines, want /$pat/: $(head -3 "$tmp/err") $(head -c 300 "$tmp/out")"; fi
-}
-expect_ok() {
-    local name=$1; shift
-    if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$name: $(tail -3 "$tmp/err")"; fi
-}
 
 cat > ref.py <<'PY'
 # The PyTorch side: the two AuthNet layouts, safetensors by hand, images, and a comparison.

@@ -29,3 +29,20 @@ for name, n in (("train", ntrain), ("t10k", ntest)):
     with open(f"{d}/{name}-labels-idx1-ubyte", "wb") as f: f.write(struct.pack(">II", 0x801, n) + labels)
 PY
 }
+
+# expect_fail NAME PATTERN CMD...: CMD must fail with exactly one line on stderr, starting
+# "nnlock" and matching PATTERN, and print nothing on stdout. expect_ok NAME CMD...: it succeeds.
+# Both leave CMD's output in $tmp/out and $tmp/err.
+expect_fail() {
+    local name=$1 pat=$2; shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$? lines
+    lines=$(wc -l < "$tmp/err")
+    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ ! -s "$tmp/out" ] && grep -q '^nnlock' "$tmp/err" && grep -Eq -- "$pat" "$tmp/err"; then
+        ok; echo "  ok ($name): $(cat "$tmp/err")"
+    else bad "$name: rc=$rc, $lines stderr lines, want /$pat/: $(head -3 "$tmp/err") $(head -c 300 "$tmp/out")"; fi
+}
+expect_ok() {
+    local name=$1; shift
+    if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$name: $(tail -3 "$tmp/err")"; fi
+}

@@ -219,12 +219,9 @@ static void check_ranges(void) {
     nnl_model_free(m);
 }
 
-/* Frozen layers: parameters and running statistics unchanged by training, bit for bit; the
- * rest trains; their batch-norm runs on its running statistics; the gradient still reaches
- * the input. */
-static void check_freeze(void) {
+/* n 6x6 images in 3 classes: class k has a bright band 2k + 2 columns wide. */
+static nnl_dataset bars(int n) {
     nnl_dataset ds = {0};
-    int n = 64;
     ds.n = n; ds.c = 1; ds.h = 6; ds.w = 6; ds.nclass = 3;
     ds.pixels = malloc((size_t)n * 36);
     ds.labels = malloc((size_t)n * sizeof *ds.labels);
@@ -232,6 +229,14 @@ static void check_freeze(void) {
         ds.labels[i] = i % 3;
         for (int j = 0; j < 36; j++) ds.pixels[(size_t)i * 36 + j] = (uint8_t)(((j % 6) < 2 * (i % 3) + 2 ? 200 : 20) + i % 7);
     }
+    return ds;
+}
+
+/* Frozen layers: parameters and running statistics unchanged by training, bit for bit; the
+ * rest trains; their batch-norm runs on its running statistics; the gradient still reaches
+ * the input. */
+static void check_freeze(void) {
+    nnl_dataset ds = bars(64);
     nnl_model *m = make("conv4k3p1,bn,relu,maxpool2,@gate,conv4k3p1,bn,relu,flatten,dense", 1, 6, 6, 3, 16);
     EXPECT_FAIL(nnl_model_freeze(m, "tail"), "no activation named 'tail'");
     CHECK(nnl_model_freeze(m, "gate") == NNL_OK);
@@ -293,15 +298,7 @@ static double xent_loss(void *user, const nnl_model *m, const float *logits, con
 /* The open loop driven by hand gives nnl_train's model bit for bit; a loss callback is called
  * once per batch, sees the named activations, and the default loss through it changes nothing. */
 static void check_open_loop(void) {
-    nnl_dataset ds = {0};
-    int n = 96;
-    ds.n = n; ds.c = 1; ds.h = 6; ds.w = 6; ds.nclass = 3;
-    ds.pixels = malloc((size_t)n * 36);
-    ds.labels = malloc((size_t)n * sizeof *ds.labels);
-    for (int i = 0; i < n; i++) {
-        ds.labels[i] = i % 3;
-        for (int j = 0; j < 36; j++) ds.pixels[(size_t)i * 36 + j] = (uint8_t)(((j % 6) < 2 * (i % 3) + 2 ? 200 : 20) + i % 7);
-    }
+    nnl_dataset ds = bars(96);
     const char *spec = "conv4k3p1,bn,relu,maxpool2,@gate,flatten,dense8,relu,dense";
     nnl_model *a = make(spec, 1, 6, 6, 3, 16), *b = make(spec, 1, 6, 6, 3, 16), *c = make(spec, 1, 6, 6, 3, 16);
     memcpy(b->params, a->params, a->nparams * sizeof(float));

@@ -373,13 +373,7 @@ static int invert_mask(gate_key *k, nnl_model *m, const nnl_dataset *train, int 
         memcpy(m->acts[0], xc, (size_t)n * in * sizeof *xc);
         nnl_model_forward_range(m, &P, 0, a);
         for (int c = 0; c < s.c; c++) orig[c] = 0.0;
-        for (int j = 0; j < n; j++)
-            for (int c = 0; c < s.c; c++) {
-                const float *p = m->acts[a] + ((size_t)j * s.c + c) * gp;
-                double t = 0.0;
-                for (size_t q = 0; q < gp; q++) t += p[q];
-                orig[c] += t / (double)gp / n;
-            }
+        nnl_act_add_channel_means(m->acts[a], n, s, n, orig);
         /* keyed: x (1 - M) + P M */
         for (int j = 0; j < n; j++)
             for (int c = 0; c < k->c; c++)
@@ -390,13 +384,7 @@ static int invert_mask(gate_key *k, nnl_model *m, const nnl_dataset *train, int 
                 }
         nnl_model_forward_range(m, &P, 0, a);
         for (int c = 0; c < s.c; c++) val[c] = 0.0;
-        for (int j = 0; j < n; j++)
-            for (int c = 0; c < s.c; c++) {
-                const float *p = m->acts[a] + ((size_t)j * s.c + c) * gp;
-                double t = 0.0;
-                for (size_t q = 0; q < gp; q++) t += p[q];
-                val[c] += t / (double)gp / n;
-            }
+        nnl_act_add_channel_means(m->acts[a], n, s, n, val);
         /* loss = mean over channels of (|val - orig| - target)^2; its gradient at every position
          * of the gate activation */
         float *dg = m->dacts[a];

@@ -78,6 +78,9 @@ void nnl_model_layer_backward(nnl_model *m, const nnl_pass *P, int i);
  * range: a boundary inside a pair gets the unfused pair. */
 void nnl_model_forward_range(nnl_model *m, const nnl_pass *P, int from, int to);
 void nnl_model_backward_range(nnl_model *m, const nnl_pass *P, int from, int to);
+/* Adds to acc[k], for each of the n samples of activation y (each of shape s), the mean of its
+ * channel k over the positions, divided by div (n: the batch's mean). */
+void nnl_act_add_channel_means(const float *y, int n, nnl_shape s, double div, double *acc);
 /* The activation index of a named activation, -1 if the model has none of that name. */
 int nnl_model_tap_act(const nnl_model *m, const char *name);
 /* The shape of activation a. */

@@ -5,6 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+void nnl_act_add_channel_means(const float *y, int n, nnl_shape s, double div, double *acc) {
+    size_t plane = (size_t)s.h * s.w;
+    for (int j = 0; j < n; j++)
+        for (int k = 0; k < s.c; k++) {
+            const float *p = y + ((size_t)j * s.c + k) * plane;
+            double t = 0.0;
+            for (size_t q = 0; q < plane; q++) t += p[q];
+            acc[k] += t / (double)plane / div;
+        }
+}
+
 int nnl_model_channel_means(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, const char *name,
                             int64_t nimages, double *mean) {
     int a = nnl_model_tap_act(m, name);
@@ -22,7 +33,7 @@ int nnl_model_channel_means(nnl_model *m, const nnl_dataset *ds, const nnl_hooks
     if ((st = nnl_model_prepare(m, bs))) return st;
     bs = m->max_batch;
     nnl_shape s = nnl_model_act_shape(m, a);
-    size_t in = nnl_shape_size(m->input), plane = (size_t)s.h * s.w;
+    size_t in = nnl_shape_size(m->input);
     uint8_t *px = malloc((size_t)bs * in);
     float *soft = malloc(NNL_MAX_CLASSES * sizeof *soft);
     if (!px || !soft) { free(px); free(soft); return nnl_fail(NNL_ERR_NOMEM, "out of memory"); }
@@ -34,14 +45,7 @@ int nnl_model_channel_means(nnl_model *m, const nnl_dataset *ds, const nnl_hooks
         nnl_model_input(m, px, n, hooks, i, NULL, m->acts[0]);
         nnl_pass P = nnl_model_pass(m, n, 0, 0, 0, 0.0f);
         nnl_model_forward_range(m, &P, 0, a);
-        const float *y = m->acts[a];
-        for (int j = 0; j < n; j++)
-            for (int k = 0; k < s.c; k++) {
-                const float *p = y + ((size_t)j * s.c + k) * plane;
-                double t = 0.0;
-                for (size_t q = 0; q < plane; q++) t += p[q];
-                mean[k] += t / (double)plane;
-            }
+        nnl_act_add_channel_means(m->acts[a], n, s, 1.0, mean);
     }
     for (int k = 0; k < s.c; k++) mean[k] /= (double)nimages;
     free(px);
