@@ -79,13 +79,8 @@ int cli_attack_prune(int argc, char **argv) {
     if (cli_locks_open(cmd, path, &wo, &L, &m)) goto done;
     int first = 0, st;
     if (from) {
-        int a = nnl_model_tap_act(m, from);
-        if (a < 0) {
-            char names[512];
-            nnl_model_tap_names(m, names, sizeof names);
-            cli_fail(cmd, "%s has no activation named '%s' (%s%s)", path, from, names[0] ? "it names: " : "it names none", names);
-            goto done;
-        }
+        int a;
+        if ((st = nnl_model_find_tap(m, from, &a))) { cli_lib_fail(cmd, st); goto done; }
         first = a;
         if (first >= m->nlayers) { cli_fail(cmd, "nothing to prune after '%s'", from); goto done; }
     }

@@ -470,13 +470,8 @@ static int gate_lock_model(void *key, nnl_model *m, const nnl_dataset *train, co
     if (!gs) return nnl_fail(NNL_ERR_NOMEM, "out of memory");
     gs->original = -1.0;
     *state = gs;
-    int ga = nnl_model_tap_act(m, k->gate), st;
-    if (ga < 0) {
-        char names[512];
-        nnl_model_tap_names(m, names, sizeof names);
-        return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' to be the gate (%s%s)", k->gate,
-                        names[0] ? "it names: " : "its architecture names none; name one with @NAME", names);
-    }
+    int ga, st;
+    if ((st = nnl_model_find_tap(m, k->gate, &ga))) return st;
     if (ga == 0 || ga >= m->nlayers) return nnl_fail(NNL_ERR_ARG, "the gate '%s' must lie inside the network", k->gate);
     if ((st = gate_fits(k, m->input.c, m->input.h, m->input.w, "being made"))) return st;
     for (int i = 0; i < k->c; i++) { k->mean[i] = m->mean[i]; k->std[i] = m->std[i]; }

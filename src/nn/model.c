@@ -324,15 +324,18 @@ int nnl_model_tap_names(const nnl_model *m, char *buf, size_t size) {
     return m->ntaps;
 }
 
+int nnl_model_find_tap(const nnl_model *m, const char *name, int *act) {
+    if ((*act = nnl_model_tap_act(m, name)) >= 0) return NNL_OK;
+    char names[512];
+    if (nnl_model_tap_names(m, names, sizeof names))
+        return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' (it names: %s)", name ? name : "", names);
+    return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' (its architecture names none: "
+                    "name one with @NAME in the spec)", name ? name : "");
+}
+
 int nnl_model_freeze(nnl_model *m, const char *below) {
-    int a = 0;
-    if (below && *below && (a = nnl_model_tap_act(m, below)) < 0) {
-        char names[512];
-        if (nnl_model_tap_names(m, names, sizeof names))
-            return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' (it names: %s)", below, names);
-        return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' (its architecture names none: "
-                        "name one with @NAME in the spec)", below);
-    }
+    int a = 0, st;
+    if (below && *below && (st = nnl_model_find_tap(m, below, &a))) return st;
     m->frozen = a;
     if (m->acts) choose_paths(m);
     return NNL_OK;

@@ -83,6 +83,9 @@ void nnl_model_backward_range(nnl_model *m, const nnl_pass *P, int from, int to)
 void nnl_act_add_channel_means(const float *y, int n, nnl_shape s, double div, double *acc);
 /* The activation index of a named activation, -1 if the model has none of that name. */
 int nnl_model_tap_act(const nnl_model *m, const char *name);
+/* Like nnl_model_tap_act, but a missing name fails (NNL_ERR_ARG) with a message naming the ones
+ * there are. */
+int nnl_model_find_tap(const nnl_model *m, const char *name, int *act);
 /* The shape of activation a. */
 nnl_shape nnl_model_act_shape(const nnl_model *m, int a);
 /* Weights were changed outside the optimizer (Lookahead, a hook): copies of them kept by a

@@ -18,18 +18,13 @@ void nnl_act_add_channel_means(const float *y, int n, nnl_shape s, double div, d
 
 int nnl_model_channel_means(nnl_model *m, const nnl_dataset *ds, const nnl_hooks *hooks, const char *name,
                             int64_t nimages, double *mean) {
-    int a = nnl_model_tap_act(m, name);
-    if (a < 0) {
-        char names[512];
-        nnl_model_tap_names(m, names, sizeof names);
-        return nnl_fail(NNL_ERR_ARG, "the model has no activation named '%s' (%s%s)", name ? name : "",
-                        names[0] ? "it names: " : "its architecture names none", names);
-    }
+    int a, st;
+    if ((st = nnl_model_find_tap(m, name, &a))) return st;
     if (ds->c != m->input.c || ds->h != m->input.h || ds->w != m->input.w)
         return nnl_fail(NNL_ERR_SHAPE, "images of %dx%dx%d for a model of %dx%dx%d inputs", ds->c, ds->h, ds->w,
                         m->input.c, m->input.h, m->input.w);
     if (nimages <= 0 || nimages > ds->n) nimages = ds->n;
-    int bs = nnl_model_batch_within(m, 256), st;
+    int bs = nnl_model_batch_within(m, 256);
     if ((st = nnl_model_prepare(m, bs))) return st;
     bs = m->max_batch;
     nnl_shape s = nnl_model_act_shape(m, a);
